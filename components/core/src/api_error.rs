@@ -1,0 +1,59 @@
+//! The one error shape every StreamGate endpoint answers with:
+//! `{"error": "<human sentence>", "code": "<snake_case>"}` and a 4xx/5xx status.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: u16,
+    pub error: String,
+    pub code: &'static str,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, error: impl Into<String>) -> Self {
+        debug_assert!((400..600).contains(&status), "an error status is 4xx or 5xx");
+        Self {
+            status,
+            error: error.into(),
+            code,
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(404, "not_found", what)
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(405, "method_not_allowed", "this method is not allowed on this route")
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("ApiError always serialises")
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.status, self.code, self.error)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialises_to_the_documented_shape_without_the_status() {
+        let e = ApiError::new(409, "not_ready", "the video is still transcoding");
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"error": "the video is still transcoding", "code": "not_ready"})
+        );
+        assert_eq!(e.status, 409);
+    }
+}

@@ -1,0 +1,204 @@
+//! Loading a Spin app: manifest, variables, stores, and one pre-instantiated component per
+//! component id. Everything that can be wrong with an app is found here, before the listener
+//! opens, with a message that names the component and the thing at fault.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use streamgate_spin_app::allowed_hosts::AllowedHosts;
+use streamgate_spin_app::manifest::{AppManifest, HttpRoute};
+use streamgate_spin_app::routing::Router;
+use streamgate_spin_app::variables::{AppVariable, Resolver};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::Engine;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+use crate::bindings::SpinHost;
+use crate::key_value::KeyValueStores;
+use crate::outbound_http::OutboundHttpClient;
+use crate::redis::RedisClients;
+use crate::runtime_config::RuntimeConfig;
+use crate::sqlite::SqliteDatabases;
+use crate::state::{ComponentContext, RequestState, Services};
+
+pub struct LoadedComponent {
+    pub context: Arc<ComponentContext>,
+    pub pre: ProxyPre<RequestState>,
+}
+
+pub struct App {
+    pub name: String,
+    pub base: String,
+    pub router: Router,
+    pub components: HashMap<String, LoadedComponent>,
+    pub services: Arc<Services>,
+}
+
+pub struct LoadOptions<'a> {
+    pub manifest: &'a Path,
+    pub state_dir: &'a Path,
+    pub runtime_config: Option<&'a Path>,
+    /// Where the listener is, for routing relative self-requests back into the app.
+    pub listen: SocketAddr,
+}
+
+/// Spin's environment variable provider: `SPIN_VARIABLE_<NAME>` for variable `name`.
+fn from_environment(name: &str) -> Option<String> {
+    std::env::var(format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase())).ok()
+}
+
+pub async fn load(engine: &Engine, options: LoadOptions<'_>) -> anyhow::Result<App> {
+    let manifest = streamgate_spin_app::manifest::load(options.manifest)
+        .with_context(|| format!("loading {}", options.manifest.display()))?;
+
+    let variables = Resolver::new(
+        manifest
+            .variables
+            .iter()
+            .map(|(name, decl)| AppVariable {
+                name: name.clone(),
+                default: decl.default.clone(),
+                required: decl.required,
+                secret: decl.secret,
+            })
+            .collect(),
+        manifest
+            .components
+            .iter()
+            .map(|(id, c)| (id.clone(), c.variables.clone()))
+            .collect(),
+        from_environment,
+    )?;
+
+    let runtime_config = RuntimeConfig::load(options.runtime_config, options.state_dir)?;
+    let (key_value, sqlite) = open_stores(&manifest, &runtime_config).await?;
+
+    let services = Arc::new(Services {
+        key_value,
+        sqlite,
+        redis: RedisClients::default(),
+        outbound_http: Arc::new(OutboundHttpClient::new(options.listen)),
+        variables,
+    });
+
+    let linker = linker(engine)?;
+    let mut components = HashMap::new();
+    for trigger in &manifest.http_triggers {
+        if components.contains_key(&trigger.component) {
+            continue;
+        }
+        let component = &manifest.components[&trigger.component];
+        let allowed_hosts = component
+            .allowed_outbound_hosts
+            .iter()
+            .map(|entry| services.variables.resolve_template(entry))
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("component `{}`: allowed_outbound_hosts", component.id))?;
+        let allowed_hosts = AllowedHosts::parse(&allowed_hosts)
+            .with_context(|| format!("component `{}`: allowed_outbound_hosts", component.id))?;
+        let context = Arc::new(ComponentContext {
+            id: component.id.clone(),
+            key_value_stores: component.key_value_stores.iter().cloned().collect(),
+            sqlite_databases: component.sqlite_databases.iter().cloned().collect(),
+            allowed_hosts,
+            environment: component
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        });
+        let pre = prepare(engine, &linker, &component.id, &component.source)?;
+        components.insert(component.id.clone(), LoadedComponent { context, pre });
+    }
+
+    let routes = manifest.http_triggers.iter().filter_map(|t| match &t.route {
+        HttpRoute::Route(route) => Some((t.component.clone(), route.clone())),
+        HttpRoute::Private => None,
+    });
+    let router = Router::build(&manifest.http_base, routes)?;
+
+    Ok(App {
+        name: manifest.name.clone(),
+        base: manifest.http_base.clone(),
+        router,
+        components,
+        services,
+    })
+}
+
+/// Every interface the host implements, in one linker shared by all components.
+fn linker(engine: &Engine) -> anyhow::Result<Linker<RequestState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    SpinHost::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+    Ok(linker)
+}
+
+fn prepare(
+    engine: &Engine,
+    linker: &Linker<RequestState>,
+    id: &str,
+    source: &Path,
+) -> anyhow::Result<ProxyPre<RequestState>> {
+    if !source.exists() {
+        bail!(
+            "component `{id}`: source {} does not exist. Build the components first (scripts/build-components, or `spin build`)",
+            source.display()
+        );
+    }
+    let component = Component::from_file(engine, source)
+        .with_context(|| format!("component `{id}`: compiling {}", source.display()))?;
+    // An import we do not implement surfaces here, with wasmtime naming the interface; say
+    // which component and that this host is the reason, rather than a generic link error.
+    let pre = linker.instantiate_pre(&component).map_err(|e| {
+        anyhow::anyhow!(
+            "component `{id}` ({}) imports an interface this host does not implement: {e}",
+            source.display()
+        )
+    })?;
+    ProxyPre::new(pre).map_err(|e| {
+        anyhow::anyhow!(
+            "component `{id}` ({}) does not export wasi:http/incoming-handler@0.2.x: {e}",
+            source.display()
+        )
+    })
+}
+
+/// Opens every store some component names. A label no store is configured for stops start-up,
+/// as it does in Spin.
+async fn open_stores(
+    manifest: &AppManifest,
+    config: &RuntimeConfig,
+) -> anyhow::Result<(KeyValueStores, SqliteDatabases)> {
+    let mut key_value = KeyValueStores::default();
+    let mut sqlite = SqliteDatabases::default();
+    let mut kv_labels = HashSet::new();
+    let mut db_labels = HashSet::new();
+    for component in manifest.components.values() {
+        kv_labels.extend(component.key_value_stores.iter().map(|l| (l.clone(), component.id.clone())));
+        db_labels.extend(component.sqlite_databases.iter().map(|l| (l.clone(), component.id.clone())));
+    }
+    for (label, component) in kv_labels {
+        if key_value.contains(&label) {
+            continue;
+        }
+        let path: PathBuf = config.key_value_path(&label).with_context(|| {
+            format!("component `{component}` uses key-value store `{label}`, which is not defined; define it in the runtime config file ([key_value_store.{label}])")
+        })?;
+        key_value.insert(&label, &path).await?;
+    }
+    for (label, component) in db_labels {
+        if sqlite.contains(&label) {
+            continue;
+        }
+        let path = config.sqlite_path(&label).with_context(|| {
+            format!("component `{component}` uses SQLite database `{label}`, which is not defined; define it in the runtime config file ([sqlite_database.{label}])")
+        })?;
+        sqlite.insert(&label, &path)?;
+    }
+    Ok((key_value, sqlite))
+}

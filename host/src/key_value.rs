@@ -1,0 +1,197 @@
+//! `fermyon:spin/key-value@2.0.0`, stored the way Spin's default store is: a SQLite file
+//! (`.spin/sqlite_key_value.db`) with one `spin_key_value` table keyed by (store, key).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::OptionalExtension as _;
+use wasmtime::component::Resource;
+
+use crate::bindings::key_value::{self, Error};
+use crate::sqlite_file::SqliteFile;
+use crate::state::RequestState;
+
+/// A store a guest has opened: the resource behind `key-value.store`.
+pub struct OpenStore {
+    store: Arc<KeyValueStore>,
+}
+
+pub struct KeyValueStore {
+    label: String,
+    file: SqliteFile,
+}
+
+impl KeyValueStore {
+    async fn open(label: &str, path: &Path) -> anyhow::Result<Self> {
+        let file = SqliteFile::open(path)?;
+        file.run(|conn| {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS spin_key_value (
+                    store TEXT NOT NULL,
+                    key   TEXT NOT NULL,
+                    value BLOB NOT NULL,
+                    PRIMARY KEY (store, key)
+                )",
+            )
+        })
+        .await
+        .map_err(anyhow::Error::msg)??;
+        Ok(Self {
+            label: label.to_string(),
+            file,
+        })
+    }
+
+    /// Runs one query for this store's label; every failure is the guest-visible `other`.
+    async fn query<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection, &str) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let label = self.label.clone();
+        self.file
+            .run(move |conn| f(conn, &label).map_err(other))
+            .await
+            .map_err(other)?
+    }
+}
+
+/// Every key-value store the app can open, by label.
+#[derive(Default)]
+pub struct KeyValueStores {
+    stores: HashMap<String, Arc<KeyValueStore>>,
+}
+
+impl KeyValueStores {
+    pub async fn insert(&mut self, label: &str, path: &Path) -> anyhow::Result<()> {
+        let store = KeyValueStore::open(label, path).await?;
+        self.stores.insert(label.to_string(), Arc::new(store));
+        Ok(())
+    }
+
+    pub fn contains(&self, label: &str) -> bool {
+        self.stores.contains_key(label)
+    }
+
+    fn get(&self, label: &str) -> Option<Arc<KeyValueStore>> {
+        self.stores.get(label).cloned()
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> Error {
+    Error::Other(e.to_string())
+}
+
+impl RequestState {
+    fn open_store(&self, store: &Resource<OpenStore>) -> wasmtime::Result<Arc<KeyValueStore>> {
+        Ok(self.table.get(store)?.store.clone())
+    }
+}
+
+impl key_value::Host for RequestState {}
+
+impl key_value::HostStore for RequestState {
+    async fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<OpenStore>, Error>> {
+        // Like Spin: a label the component does not list is access-denied, whether or not
+        // such a store exists.
+        if !self.component.key_value_stores.contains(&label) {
+            return Ok(Err(Error::AccessDenied));
+        }
+        let Some(store) = self.services.key_value.get(&label) else {
+            return Ok(Err(Error::NoSuchStore));
+        };
+        Ok(Ok(self.table.push(OpenStore { store })?))
+    }
+
+    async fn get(
+        &mut self,
+        store: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+        let store = self.open_store(&store)?;
+        Ok(store
+            .query(move |conn, label| {
+                conn.query_row(
+                    "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
+                    (label, &key),
+                    |row| row.get::<_, Vec<u8>>(0),
+                )
+                .optional()
+            })
+            .await)
+    }
+
+    async fn set(
+        &mut self,
+        store: Resource<OpenStore>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let store = self.open_store(&store)?;
+        Ok(store
+            .query(move |conn, label| {
+                conn.execute(
+                    "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+                    (label, &key, &value),
+                )
+                .map(|_| ())
+            })
+            .await)
+    }
+
+    async fn delete(
+        &mut self,
+        store: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let store = self.open_store(&store)?;
+        Ok(store
+            .query(move |conn, label| {
+                conn.execute(
+                    "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2",
+                    (label, &key),
+                )
+                .map(|_| ())
+            })
+            .await)
+    }
+
+    async fn exists(
+        &mut self,
+        store: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, Error>> {
+        let store = self.open_store(&store)?;
+        Ok(store
+            .query(move |conn, label| {
+                conn.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2)",
+                    (label, &key),
+                    |row| row.get::<_, bool>(0),
+                )
+            })
+            .await)
+    }
+
+    async fn get_keys(
+        &mut self,
+        store: Resource<OpenStore>,
+    ) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        let store = self.open_store(&store)?;
+        Ok(store
+            .query(|conn, label| {
+                let mut stmt = conn
+                    .prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
+                let keys = stmt.query_map([label], |row| row.get::<_, String>(0))?;
+                keys.collect()
+            })
+            .await)
+    }
+
+    async fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {
+        self.table.delete(store)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,121 @@
+//! `streamgate-host`: runs a Spin app (`spin.toml` + its `.wasm` components) the way `spin up`
+//! does, on an embedded wasmtime. It exists because the Spin CLI cannot be installed where
+//! StreamGate is developed and tested; the app itself stays a plain Spin app.
+
+mod app;
+mod bindings;
+mod engine;
+mod key_value;
+mod outbound_http;
+mod redis;
+mod runtime_config;
+mod server;
+mod sqlite;
+mod sqlite_file;
+mod state;
+mod variables;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "streamgate-host", version, about = "Spin-compatible host for StreamGate")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the application (like `spin up`).
+    Up(UpArgs),
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    /// The application manifest.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    from: PathBuf,
+    /// The address to serve on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Where default key-value and SQLite stores live (Spin's `.spin/`, beside the manifest by default).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// A Spin runtime config file (key-value stores and SQLite databases beyond `default`).
+    #[arg(long)]
+    runtime_config_file: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Up(args) => runtime.block_on(up(args)),
+    }
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let manifest_dir = args
+        .from
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let state_dir = args.state_dir.unwrap_or_else(|| manifest_dir.join(".spin"));
+
+    // Bind before loading so that a busy port fails fast, and so that self-requests know
+    // the real address when the port is 0.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let listen = listener.local_addr()?;
+
+    let engine = engine::new()?;
+    let app = app::load(
+        &engine,
+        app::LoadOptions {
+            manifest: &args.from,
+            state_dir: &state_dir,
+            runtime_config: args.runtime_config_file.as_deref(),
+            listen,
+        },
+    )
+    .await?;
+
+    println!("Serving http://{listen}");
+    println!("Available Routes:");
+    for (component, route) in app.router.routes() {
+        println!("  {component}: http://{listen}{route}");
+    }
+    use std::io::Write as _;
+    std::io::stdout().flush().ok();
+
+    let server = Arc::new(server::Server {
+        app: Arc::new(app),
+        engine,
+    });
+    server::serve(server, listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,222 @@
+//! `fermyon:spin/redis@2.0.0`: outbound Redis through the `redis` crate, subject to the
+//! component's `allowed_outbound_hosts`, as Spin does it.
+//!
+//! Multiplexed connections are kept per address for the life of the host: a request that
+//! opens `redis://127.0.0.1:6390` reuses the same TCP connection as the one before it.
+
+use std::collections::HashMap;
+
+use redis::aio::MultiplexedConnection;
+use redis::{FromRedisValue, Value};
+use tokio::sync::Mutex;
+use wasmtime::component::Resource;
+
+use crate::bindings::redis::{self as wit, Error, RedisParameter, RedisResult};
+use crate::outbound_http::log_denied;
+use crate::state::RequestState;
+
+/// The resource behind `redis.connection`.
+pub struct OpenConnection {
+    conn: MultiplexedConnection,
+}
+
+#[derive(Default)]
+pub struct RedisClients {
+    connections: Mutex<HashMap<String, MultiplexedConnection>>,
+}
+
+impl RedisClients {
+    async fn connect(&self, address: &str) -> Result<MultiplexedConnection, Error> {
+        let mut connections = self.connections.lock().await;
+        if let Some(conn) = connections.get(address) {
+            return Ok(conn.clone());
+        }
+        let client = redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
+        let conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| Error::Other(e.to_string()))?;
+        connections.insert(address.to_string(), conn.clone());
+        Ok(conn)
+    }
+}
+
+fn other(e: redis::RedisError) -> Error {
+    match e.kind() {
+        redis::ErrorKind::TypeError => Error::TypeError,
+        _ => Error::Other(e.to_string()),
+    }
+}
+
+impl RequestState {
+    fn redis(&self, connection: &Resource<OpenConnection>) -> wasmtime::Result<MultiplexedConnection> {
+        Ok(self.table.get(connection)?.conn.clone())
+    }
+}
+
+/// `execute`'s reply flattened the way Spin flattens it: arrays and sets are spliced in,
+/// maps and pub/sub frames are a type error.
+struct Flattened(Vec<RedisResult>);
+
+impl FromRedisValue for Flattened {
+    fn from_redis_value(value: &Value) -> redis::RedisResult<Self> {
+        fn append(out: &mut Vec<RedisResult>, value: &Value) -> redis::RedisResult<()> {
+            let unsupported = |what: &str| {
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::TypeError,
+                    "Could not convert Redis response",
+                    format!("Redis {what} type is not supported"),
+                )))
+            };
+            match value {
+                Value::Nil => out.push(RedisResult::Nil),
+                Value::Int(v) => out.push(RedisResult::Int64(*v)),
+                Value::BulkString(bytes) => out.push(RedisResult::Binary(bytes.clone())),
+                Value::SimpleString(s) => out.push(RedisResult::Status(s.clone())),
+                Value::Okay => out.push(RedisResult::Status("OK".to_string())),
+                Value::Double(v) => out.push(RedisResult::Binary(v.to_string().into_bytes())),
+                Value::Boolean(v) => out.push(RedisResult::Int64(i64::from(*v))),
+                Value::BigNumber(v) => out.push(RedisResult::Binary(v.to_string().into_bytes())),
+                Value::Array(items) | Value::Set(items) => {
+                    for item in items {
+                        append(out, item)?;
+                    }
+                }
+                Value::Map(_) => return unsupported("Map"),
+                Value::Attribute { .. } => return unsupported("Attribute"),
+                Value::VerbatimString { .. } => return unsupported("verbatim string"),
+                Value::Push { .. } => return unsupported("Pub/Sub"),
+                Value::ServerError(e) => {
+                    return Err(redis::RedisError::from((
+                        redis::ErrorKind::ResponseError,
+                        "Server error",
+                        format!("{e:?}"),
+                    )))
+                }
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        append(&mut out, value)?;
+        Ok(Flattened(out))
+    }
+}
+
+impl wit::Host for RequestState {}
+
+impl wit::HostConnection for RequestState {
+    async fn open(&mut self, address: String) -> wasmtime::Result<Result<Resource<OpenConnection>, Error>> {
+        let Ok(url) = url::Url::parse(&address) else {
+            return Ok(Err(Error::InvalidAddress));
+        };
+        if !self.component.allowed_hosts.allows(&url) {
+            log_denied(&self.component.id, &url);
+            return Ok(Err(Error::InvalidAddress));
+        }
+        match self.services.redis.connect(&address).await {
+            Ok(conn) => Ok(Ok(self.table.push(OpenConnection { conn })?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        connection: Resource<OpenConnection>,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let mut conn = self.redis(&connection)?;
+        let sent: redis::RedisResult<i64> =
+            redis::cmd("PUBLISH").arg(channel).arg(payload).query_async(&mut conn).await;
+        Ok(sent.map(|_| ()).map_err(other))
+    }
+
+    async fn get(
+        &mut self,
+        connection: Resource<OpenConnection>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+        let mut conn = self.redis(&connection)?;
+        Ok(redis::cmd("GET").arg(key).query_async(&mut conn).await.map_err(other))
+    }
+
+    async fn set(
+        &mut self,
+        connection: Resource<OpenConnection>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let mut conn = self.redis(&connection)?;
+        Ok(redis::cmd("SET").arg(key).arg(value).query_async(&mut conn).await.map_err(other))
+    }
+
+    async fn incr(
+        &mut self,
+        connection: Resource<OpenConnection>,
+        key: String,
+    ) -> wasmtime::Result<Result<i64, Error>> {
+        let mut conn = self.redis(&connection)?;
+        Ok(redis::cmd("INCR").arg(key).query_async(&mut conn).await.map_err(other))
+    }
+
+    async fn del(
+        &mut self,
+        connection: Resource<OpenConnection>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, Error>> {
+        let mut conn = self.redis(&connection)?;
+        Ok(redis::cmd("DEL").arg(keys).query_async(&mut conn).await.map_err(other))
+    }
+
+    async fn sadd(
+        &mut self,
+        connection: Resource<OpenConnection>,
+        key: String,
+        values: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, Error>> {
+        let mut conn = self.redis(&connection)?;
+        Ok(redis::cmd("SADD").arg(key).arg(values).query_async(&mut conn).await.map_err(other))
+    }
+
+    async fn smembers(
+        &mut self,
+        connection: Resource<OpenConnection>,
+        key: String,
+    ) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        let mut conn = self.redis(&connection)?;
+        Ok(redis::cmd("SMEMBERS").arg(key).query_async(&mut conn).await.map_err(other))
+    }
+
+    async fn srem(
+        &mut self,
+        connection: Resource<OpenConnection>,
+        key: String,
+        values: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, Error>> {
+        let mut conn = self.redis(&connection)?;
+        Ok(redis::cmd("SREM").arg(key).arg(values).query_async(&mut conn).await.map_err(other))
+    }
+
+    async fn execute(
+        &mut self,
+        connection: Resource<OpenConnection>,
+        command: String,
+        arguments: Vec<RedisParameter>,
+    ) -> wasmtime::Result<Result<Vec<RedisResult>, Error>> {
+        let mut conn = self.redis(&connection)?;
+        let mut cmd = redis::cmd(&command);
+        for argument in arguments {
+            match argument {
+                RedisParameter::Int64(v) => cmd.arg(v),
+                RedisParameter::Binary(v) => cmd.arg(v),
+            };
+        }
+        let reply: redis::RedisResult<Flattened> = cmd.query_async(&mut conn).await;
+        Ok(reply.map(|f| f.0).map_err(other))
+    }
+
+    async fn drop(&mut self, connection: Resource<OpenConnection>) -> wasmtime::Result<()> {
+        self.table.delete(connection)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,195 @@
+//! The HTTP trigger: accept connections, route each request to its component, and run it in a
+//! fresh `Store` instantiated from the component's `InstancePre`. A trap fails that request
+//! only (500); shutdown stops accepting and lets in-flight requests finish.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use wasmtime::{Engine, Store};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::WasiHttpView;
+
+use crate::app::App;
+use crate::state::RequestState;
+
+/// How long shutdown waits for in-flight requests before giving up on them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Server {
+    pub app: Arc<App>,
+    pub engine: Engine,
+}
+
+pub async fn serve(
+    server: Arc<Server>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, client) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Running out of file descriptors must not end the server.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let server = server.clone();
+                let conn = http1::Builder::new().keep_alive(true).serve_connection(
+                    TokioIo::new(stream),
+                    service_fn(move |req| {
+                        let server = server.clone();
+                        async move { Ok::<_, Infallible>(server.handle(req, client).await) }
+                    }),
+                );
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%client, "connection error: {e}");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all requests finished"),
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
+            tracing::warn!("gave up waiting for in-flight requests after {DRAIN_TIMEOUT:?}")
+        }
+    }
+    Ok(())
+}
+
+fn plain(status: http::StatusCode, body: &'static str) -> hyper::Response<HyperOutgoingBody> {
+    let mut response = hyper::Response::new(
+        Full::new(Bytes::from_static(body.as_bytes()))
+            .map_err(|never: Infallible| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response
+}
+
+impl Server {
+    async fn handle(
+        &self,
+        req: hyper::Request<Incoming>,
+        client: SocketAddr,
+    ) -> hyper::Response<HyperOutgoingBody> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let (component, response) = self.dispatch(req, client).await;
+        tracing::info!(
+            target: "streamgate_host::request",
+            %method,
+            path,
+            component = component.unwrap_or("-"),
+            status = response.status().as_u16(),
+            elapsed_ms = format_args!("{:.3}", started.elapsed().as_secs_f64() * 1e3),
+        );
+        response
+    }
+
+    async fn dispatch(
+        &self,
+        mut req: hyper::Request<Incoming>,
+        client: SocketAddr,
+    ) -> (Option<&str>, hyper::Response<HyperOutgoingBody>) {
+        let Some(route) = self.app.router.route(req.uri().path()) else {
+            return (None, plain(http::StatusCode::NOT_FOUND, "Not Found"));
+        };
+        let Some(component) = self.app.components.get(&route.component_id) else {
+            return (None, plain(http::StatusCode::NOT_FOUND, "Not Found"));
+        };
+        let id = component.context.id.as_str();
+
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_string();
+        let full_url = format!("http://{host}{path_and_query}");
+        for (name, value) in streamgate_spin_app::routing::spin_headers(&route, &full_url, &self.app.base, client) {
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_str(&value),
+            ) {
+                req.headers_mut().insert(name, value);
+            }
+        }
+
+        let mut store = Store::new(
+            &self.engine,
+            RequestState::new(component.context.clone(), self.app.services.clone()),
+        );
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let prepared = (|| {
+            let request = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+            let outparam = store.data_mut().http().new_response_outparam(sender)?;
+            Ok::<_, wasmtime::Error>((request, outparam))
+        })();
+        let (request, outparam) = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                tracing::warn!(component = id, "bad request: {e:#}");
+                return (Some(id), plain(http::StatusCode::BAD_REQUEST, "Bad Request"));
+            }
+        };
+
+        // The guest runs in its own task: it may keep streaming the body after it has handed
+        // over the response head.
+        let pre = component.pre.clone();
+        let task = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, request, outparam)
+                .await
+        });
+
+        match receiver.await {
+            Ok(Ok(response)) => (Some(id), response),
+            Ok(Err(code)) => {
+                tracing::error!(component = id, "component answered with an error: {code:?}");
+                (Some(id), plain(http::StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"))
+            }
+            Err(_) => {
+                // The guest returned (or trapped) without setting a response.
+                match task.await {
+                    Ok(Ok(())) => tracing::error!(component = id, "component returned without sending a response"),
+                    Ok(Err(e)) => tracing::error!(component = id, "component trapped: {e:?}"),
+                    Err(e) => tracing::error!(component = id, "component task failed: {e}"),
+                }
+                (Some(id), plain(http::StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"))
+            }
+        }
+    }
+}
