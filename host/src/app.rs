@@ -30,7 +30,6 @@ pub struct LoadedComponent {
 }
 
 pub struct App {
-    pub name: String,
     pub base: String,
     pub router: Router,
     pub components: HashMap<String, LoadedComponent>,
@@ -43,11 +42,6 @@ pub struct LoadOptions<'a> {
     pub runtime_config: Option<&'a Path>,
     /// Where the listener is, for routing relative self-requests back into the app.
     pub listen: SocketAddr,
-}
-
-/// Spin's environment variable provider: `SPIN_VARIABLE_<NAME>` for variable `name`.
-fn from_environment(name: &str) -> Option<String> {
-    std::env::var(format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase())).ok()
 }
 
 pub async fn load(engine: &Engine, options: LoadOptions<'_>) -> anyhow::Result<App> {
@@ -70,7 +64,7 @@ pub async fn load(engine: &Engine, options: LoadOptions<'_>) -> anyhow::Result<A
             .iter()
             .map(|(id, c)| (id.clone(), c.variables.clone()))
             .collect(),
-        from_environment,
+        streamgate_spin_app::variables::env_provider(),
     )?;
 
     let runtime_config = RuntimeConfig::load(options.runtime_config, options.state_dir)?;
@@ -91,14 +85,11 @@ pub async fn load(engine: &Engine, options: LoadOptions<'_>) -> anyhow::Result<A
             continue;
         }
         let component = &manifest.components[&trigger.component];
-        let allowed_hosts = component
-            .allowed_outbound_hosts
-            .iter()
-            .map(|entry| services.variables.resolve_template(entry))
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("component `{}`: allowed_outbound_hosts", component.id))?;
-        let allowed_hosts = AllowedHosts::parse(&allowed_hosts)
-            .with_context(|| format!("component `{}`: allowed_outbound_hosts", component.id))?;
+        let allowed_hosts = allowed_hosts(
+            &component.id,
+            &component.allowed_outbound_hosts,
+            &services.variables,
+        )?;
         let context = Arc::new(ComponentContext {
             id: component.id.clone(),
             key_value_stores: component.key_value_stores.iter().cloned().collect(),
@@ -114,19 +105,53 @@ pub async fn load(engine: &Engine, options: LoadOptions<'_>) -> anyhow::Result<A
         components.insert(component.id.clone(), LoadedComponent { context, pre });
     }
 
-    let routes = manifest.http_triggers.iter().filter_map(|t| match &t.route {
-        HttpRoute::Route(route) => Some((t.component.clone(), route.clone())),
-        HttpRoute::Private => None,
-    });
+    let routes = manifest
+        .http_triggers
+        .iter()
+        .filter_map(|t| match &t.route {
+            HttpRoute::Route(route) => Some((t.component.clone(), route.clone())),
+            HttpRoute::Private => None,
+        });
     let router = Router::build(&manifest.http_base, routes)?;
+    for duplicate in router.duplicates() {
+        tracing::error!(
+            "Duplicate route `{}`: component `{}` replaces `{}`",
+            duplicate.route,
+            duplicate.effective_id,
+            duplicate.replaced_id
+        );
+    }
+    if router.contains_reserved_route() {
+        tracing::error!(
+            "Routes under {} are reserved for the host and will never reach a component",
+            streamgate_spin_app::routing::WELL_KNOWN_PREFIX
+        );
+    }
 
     Ok(App {
-        name: manifest.name.clone(),
         base: manifest.http_base.clone(),
         router,
         components,
         services,
     })
+}
+
+/// A malformed entry stops start-up. An entry whose variables cannot be resolved does not:
+/// as in Spin, that component is then refused every outbound connection, and we say why.
+fn allowed_hosts(
+    component: &str,
+    entries: &[String],
+    variables: &Resolver,
+) -> anyhow::Result<AllowedHosts> {
+    AllowedHosts::validate(entries, variables)
+        .with_context(|| format!("component `{component}`: allowed_outbound_hosts"))?;
+    Ok(AllowedHosts::resolve(entries, variables).unwrap_or_else(|e| {
+        tracing::error!(
+            component,
+            "allowed_outbound_hosts could not be resolved, so all outbound connections are refused: {e}"
+        );
+        AllowedHosts::default()
+    }))
 }
 
 /// Every interface the host implements, in one linker shared by all components.
@@ -151,7 +176,7 @@ fn prepare(
         );
     }
     let component = Component::from_file(engine, source)
-        .with_context(|| format!("component `{id}`: compiling {}", source.display()))?;
+        .map_err(|e| anyhow::anyhow!("component `{id}`: compiling {}: {e:#}", source.display()))?;
     // An import we do not implement surfaces here, with wasmtime naming the interface; say
     // which component and that this host is the reason, rather than a generic link error.
     let pre = linker.instantiate_pre(&component).map_err(|e| {
@@ -176,11 +201,21 @@ async fn open_stores(
 ) -> anyhow::Result<(KeyValueStores, SqliteDatabases)> {
     let mut key_value = KeyValueStores::default();
     let mut sqlite = SqliteDatabases::default();
-    let mut kv_labels = HashSet::new();
-    let mut db_labels = HashSet::new();
+    let mut kv_labels: HashSet<(String, String)> = HashSet::new();
+    let mut db_labels: HashSet<(String, String)> = HashSet::new();
     for component in manifest.components.values() {
-        kv_labels.extend(component.key_value_stores.iter().map(|l| (l.clone(), component.id.clone())));
-        db_labels.extend(component.sqlite_databases.iter().map(|l| (l.clone(), component.id.clone())));
+        kv_labels.extend(
+            component
+                .key_value_stores
+                .iter()
+                .map(|l| (l.clone(), component.id.clone())),
+        );
+        db_labels.extend(
+            component
+                .sqlite_databases
+                .iter()
+                .map(|l| (l.clone(), component.id.clone())),
+        );
     }
     for (label, component) in kv_labels {
         if key_value.contains(&label) {

@@ -92,7 +92,10 @@ impl RequestState {
 impl key_value::Host for RequestState {}
 
 impl key_value::HostStore for RequestState {
-    async fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<OpenStore>, Error>> {
+    async fn open(
+        &mut self,
+        label: String,
+    ) -> wasmtime::Result<Result<Resource<OpenStore>, Error>> {
         // Like Spin: a label the component does not list is access-denied, whether or not
         // such a store exists.
         if !self.component.key_value_stores.contains(&label) {
@@ -182,8 +185,9 @@ impl key_value::HostStore for RequestState {
         let store = self.open_store(&store)?;
         Ok(store
             .query(|conn, label| {
-                let mut stmt = conn
-                    .prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
+                let mut stmt = conn.prepare_cached(
+                    "SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key",
+                )?;
                 let keys = stmt.query_map([label], |row| row.get::<_, String>(0))?;
                 keys.collect()
             })

@@ -24,7 +24,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "streamgate-host", version, about = "Spin-compatible host for StreamGate")]
+#[command(
+    name = "streamgate-host",
+    version,
+    about = "Spin-compatible host for StreamGate"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,12 +56,25 @@ struct UpArgs {
     runtime_config_file: Option<PathBuf>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole cause chain on one line, without a backtrace: these are configuration
+            // errors for a person to fix, not crashes.
+            eprintln!("Error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -98,8 +115,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
 
     println!("Serving http://{listen}");
     println!("Available Routes:");
-    for (component, route) in app.router.routes() {
-        println!("  {component}: http://{listen}{route}");
+    for route in app.router.routes() {
+        let wildcard = if route.is_wildcard { " (wildcard)" } else { "" };
+        println!(
+            "  {}: http://{listen}{}{wildcard}",
+            route.component_id, route.path
+        );
     }
     use std::io::Write as _;
     std::io::stdout().flush().ok();

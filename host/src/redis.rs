@@ -49,7 +49,10 @@ fn other(e: redis::RedisError) -> Error {
 }
 
 impl RequestState {
-    fn redis(&self, connection: &Resource<OpenConnection>) -> wasmtime::Result<MultiplexedConnection> {
+    fn redis(
+        &self,
+        connection: &Resource<OpenConnection>,
+    ) -> wasmtime::Result<MultiplexedConnection> {
         Ok(self.table.get(connection)?.conn.clone())
     }
 }
@@ -105,7 +108,10 @@ impl FromRedisValue for Flattened {
 impl wit::Host for RequestState {}
 
 impl wit::HostConnection for RequestState {
-    async fn open(&mut self, address: String) -> wasmtime::Result<Result<Resource<OpenConnection>, Error>> {
+    async fn open(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<OpenConnection>, Error>> {
         let Ok(url) = url::Url::parse(&address) else {
             return Ok(Err(Error::InvalidAddress));
         };
@@ -126,8 +132,11 @@ impl wit::HostConnection for RequestState {
         payload: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let mut conn = self.redis(&connection)?;
-        let sent: redis::RedisResult<i64> =
-            redis::cmd("PUBLISH").arg(channel).arg(payload).query_async(&mut conn).await;
+        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query_async(&mut conn)
+            .await;
         Ok(sent.map(|_| ()).map_err(other))
     }
 
@@ -137,7 +146,11 @@ impl wit::HostConnection for RequestState {
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         let mut conn = self.redis(&connection)?;
-        Ok(redis::cmd("GET").arg(key).query_async(&mut conn).await.map_err(other))
+        Ok(redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .map_err(other))
     }
 
     async fn set(
@@ -147,7 +160,12 @@ impl wit::HostConnection for RequestState {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let mut conn = self.redis(&connection)?;
-        Ok(redis::cmd("SET").arg(key).arg(value).query_async(&mut conn).await.map_err(other))
+        Ok(redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .query_async(&mut conn)
+            .await
+            .map_err(other))
     }
 
     async fn incr(
@@ -156,7 +174,11 @@ impl wit::HostConnection for RequestState {
         key: String,
     ) -> wasmtime::Result<Result<i64, Error>> {
         let mut conn = self.redis(&connection)?;
-        Ok(redis::cmd("INCR").arg(key).query_async(&mut conn).await.map_err(other))
+        Ok(redis::cmd("INCR")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .map_err(other))
     }
 
     async fn del(
@@ -165,7 +187,11 @@ impl wit::HostConnection for RequestState {
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
         let mut conn = self.redis(&connection)?;
-        Ok(redis::cmd("DEL").arg(keys).query_async(&mut conn).await.map_err(other))
+        Ok(redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut conn)
+            .await
+            .map_err(other))
     }
 
     async fn sadd(
@@ -175,7 +201,12 @@ impl wit::HostConnection for RequestState {
         values: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
         let mut conn = self.redis(&connection)?;
-        Ok(redis::cmd("SADD").arg(key).arg(values).query_async(&mut conn).await.map_err(other))
+        Ok(redis::cmd("SADD")
+            .arg(key)
+            .arg(values)
+            .query_async(&mut conn)
+            .await
+            .map_err(other))
     }
 
     async fn smembers(
@@ -184,7 +215,11 @@ impl wit::HostConnection for RequestState {
         key: String,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
         let mut conn = self.redis(&connection)?;
-        Ok(redis::cmd("SMEMBERS").arg(key).query_async(&mut conn).await.map_err(other))
+        Ok(redis::cmd("SMEMBERS")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .map_err(other))
     }
 
     async fn srem(
@@ -194,7 +229,12 @@ impl wit::HostConnection for RequestState {
         values: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
         let mut conn = self.redis(&connection)?;
-        Ok(redis::cmd("SREM").arg(key).arg(values).query_async(&mut conn).await.map_err(other))
+        Ok(redis::cmd("SREM")
+            .arg(key)
+            .arg(values)
+            .query_async(&mut conn)
+            .await
+            .map_err(other))
     }
 
     async fn execute(

@@ -33,12 +33,9 @@ pub struct RuntimeConfig {
 
 impl RuntimeConfig {
     pub fn load(file: Option<&Path>, state_dir: &Path) -> anyhow::Result<Self> {
-        let mut key_value = BTreeMap::from([(
-            "default".to_string(),
-            state_dir.join("sqlite_key_value.db"),
-        )]);
-        let mut sqlite =
-            BTreeMap::from([("default".to_string(), state_dir.join("sqlite_db.db"))]);
+        let mut key_value =
+            BTreeMap::from([("default".to_string(), state_dir.join("sqlite_key_value.db"))]);
+        let mut sqlite = BTreeMap::from([("default".to_string(), state_dir.join("sqlite_db.db"))]);
         if let Some(file) = file {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading runtime config {}", file.display()))?;

@@ -90,6 +90,22 @@ fn plain(status: http::StatusCode, body: &'static str) -> hyper::Response<HyperO
     response
 }
 
+/// Spin answers these itself, before routing, whatever the app's routes are.
+fn well_known(path: &str) -> Option<hyper::Response<HyperOutgoingBody>> {
+    match path.strip_prefix(streamgate_spin_app::routing::WELL_KNOWN_PREFIX)? {
+        "health" => Some(plain(http::StatusCode::OK, "OK")),
+        "info" => Some(plain(
+            http::StatusCode::OK,
+            concat!(
+                r#"{"version":""#,
+                env!("CARGO_PKG_VERSION"),
+                r#"","host":"streamgate-host"}"#
+            ),
+        )),
+        _ => Some(plain(http::StatusCode::NOT_FOUND, "Not Found")),
+    }
+}
+
 impl Server {
     async fn handle(
         &self,
@@ -116,6 +132,9 @@ impl Server {
         mut req: hyper::Request<Incoming>,
         client: SocketAddr,
     ) -> (Option<&str>, hyper::Response<HyperOutgoingBody>) {
+        if let Some(response) = well_known(req.uri().path()) {
+            return (None, response);
+        }
         let Some(route) = self.app.router.route(req.uri().path()) else {
             return (None, plain(http::StatusCode::NOT_FOUND, "Not Found"));
         };
@@ -137,7 +156,9 @@ impl Server {
             .unwrap_or("/")
             .to_string();
         let full_url = format!("http://{host}{path_and_query}");
-        for (name, value) in streamgate_spin_app::routing::spin_headers(&route, &full_url, &self.app.base, client) {
+        for (name, value) in
+            streamgate_spin_app::routing::spin_headers(&route, &full_url, &self.app.base, client)
+        {
             if let (Ok(name), Ok(value)) = (
                 http::HeaderName::from_bytes(name.as_bytes()),
                 http::HeaderValue::from_str(&value),
@@ -152,7 +173,10 @@ impl Server {
         );
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let prepared = (|| {
-            let request = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+            let request = store
+                .data_mut()
+                .http()
+                .new_incoming_request(Scheme::Http, req)?;
             let outparam = store.data_mut().http().new_response_outparam(sender)?;
             Ok::<_, wasmtime::Error>((request, outparam))
         })();
@@ -160,7 +184,10 @@ impl Server {
             Ok(prepared) => prepared,
             Err(e) => {
                 tracing::warn!(component = id, "bad request: {e:#}");
-                return (Some(id), plain(http::StatusCode::BAD_REQUEST, "Bad Request"));
+                return (
+                    Some(id),
+                    plain(http::StatusCode::BAD_REQUEST, "Bad Request"),
+                );
             }
         };
 
@@ -176,19 +203,44 @@ impl Server {
         });
 
         match receiver.await {
-            Ok(Ok(response)) => (Some(id), response),
+            Ok(Ok(response)) => {
+                // The guest may still be streaming the body; a trap from here on can only
+                // cut the body short, but it must not go unlogged.
+                let component = id.to_string();
+                tokio::spawn(async move {
+                    if let Ok(Err(e)) = task.await {
+                        tracing::error!(component, "component trapped after responding: {e:?}");
+                    }
+                });
+                (Some(id), response)
+            }
             Ok(Err(code)) => {
                 tracing::error!(component = id, "component answered with an error: {code:?}");
-                (Some(id), plain(http::StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"))
+                (
+                    Some(id),
+                    plain(
+                        http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "Internal Server Error",
+                    ),
+                )
             }
             Err(_) => {
                 // The guest returned (or trapped) without setting a response.
                 match task.await {
-                    Ok(Ok(())) => tracing::error!(component = id, "component returned without sending a response"),
+                    Ok(Ok(())) => tracing::error!(
+                        component = id,
+                        "component returned without sending a response"
+                    ),
                     Ok(Err(e)) => tracing::error!(component = id, "component trapped: {e:?}"),
                     Err(e) => tracing::error!(component = id, "component task failed: {e}"),
                 }
-                (Some(id), plain(http::StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"))
+                (
+                    Some(id),
+                    plain(
+                        http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "Internal Server Error",
+                    ),
+                )
             }
         }
     }

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use wasmtime::component::Resource;
@@ -55,7 +54,10 @@ struct QueryOutput {
 }
 
 impl RequestState {
-    fn open_database(&mut self, label: &str) -> wasmtime::Result<Result<Resource<OpenConnection>, Failure>> {
+    fn open_database(
+        &mut self,
+        label: &str,
+    ) -> wasmtime::Result<Result<Resource<OpenConnection>, Failure>> {
         if !self.component.sqlite_databases.contains(label) {
             return Ok(Err(Failure::AccessDenied));
         }
@@ -199,11 +201,16 @@ impl sqlite_v3::HostConnection for RequestState {
         parameters: Vec<sqlite_v3::Value>,
     ) -> wasmtime::Result<Result<sqlite_v3::QueryResult, sqlite_v3::Error>> {
         let parameters = parameters.into_iter().map(Into::into).collect();
-        let result = self.execute_statement(&connection, statement, parameters).await?;
+        let result = self
+            .execute_statement(&connection, statement, parameters)
+            .await?;
         Ok(result.map(Into::into).map_err(Into::into))
     }
 
-    async fn last_insert_rowid(&mut self, connection: Resource<OpenConnection>) -> wasmtime::Result<i64> {
+    async fn last_insert_rowid(
+        &mut self,
+        connection: Resource<OpenConnection>,
+    ) -> wasmtime::Result<i64> {
         Ok(self.table.get(&connection)?.last_insert_rowid)
     }
 
@@ -232,7 +239,9 @@ impl sqlite_v2::HostConnection for RequestState {
         parameters: Vec<sqlite_v2::Value>,
     ) -> wasmtime::Result<Result<sqlite_v2::QueryResult, sqlite_v2::Error>> {
         let parameters = parameters.into_iter().map(Into::into).collect();
-        let result = self.execute_statement(&connection, statement, parameters).await?;
+        let result = self
+            .execute_statement(&connection, statement, parameters)
+            .await?;
         Ok(result.map(Into::into).map_err(Into::into))
     }
 

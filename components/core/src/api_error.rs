@@ -13,7 +13,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, code: &'static str, error: impl Into<String>) -> Self {
-        debug_assert!((400..600).contains(&status), "an error status is 4xx or 5xx");
+        debug_assert!(
+            (400..600).contains(&status),
+            "an error status is 4xx or 5xx"
+        );
         Self {
             status,
             error: error.into(),
@@ -26,7 +29,11 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "method_not_allowed", "this method is not allowed on this route")
+        Self::new(
+            405,
+            "method_not_allowed",
+            "this method is not allowed on this route",
+        )
     }
 
     pub fn to_json(&self) -> String {
