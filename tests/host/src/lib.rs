@@ -1,0 +1,302 @@
+//! Fixtures for the host's end-to-end tests: the real `streamgate-host` binary (built once by
+//! `scripts/test`, never per test), the real `.wasm` components, and a private `redis-server`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use serde_json::{json, Value};
+
+/// The workspace root (two levels above this crate).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn host_binary() -> PathBuf {
+    let path = std::env::var_os("STREAMGATE_HOST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/release/streamgate-host"));
+    assert!(
+        path.exists(),
+        "{} does not exist: build the host first (scripts/test does: cargo build --release -p streamgate-host)",
+        path.display()
+    );
+    path
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How to start the host.
+pub struct HostConfig {
+    pub manifest: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub state_dir: PathBuf,
+    pub runtime_config: Option<PathBuf>,
+}
+
+impl HostConfig {
+    pub fn new(manifest: impl AsRef<Path>, state_dir: &Path) -> Self {
+        Self {
+            manifest: workspace().join(manifest),
+            env: Vec::new(),
+            state_dir: state_dir.to_path_buf(),
+            runtime_config: None,
+        }
+    }
+
+    pub fn var(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.env.push((
+            format!("SPIN_VARIABLE_{}", name.to_uppercase()),
+            value.into(),
+        ));
+        self
+    }
+
+    pub fn runtime_config(mut self, path: PathBuf) -> Self {
+        self.runtime_config = Some(path);
+        self
+    }
+
+    fn command(&self, port: u16) -> Command {
+        let mut cmd = Command::new(host_binary());
+        cmd.arg("up")
+            .arg("--from")
+            .arg(&self.manifest)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .env("RUST_LOG", "info")
+            .env_remove("RUST_BACKTRACE")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(rc) = &self.runtime_config {
+            cmd.arg("--runtime-config-file").arg(rc);
+        }
+        cmd
+    }
+
+    /// Runs the host expecting it to refuse to start; returns its exit status and stderr.
+    pub fn start_expecting_failure(&self) -> (std::process::ExitStatus, String) {
+        let out = self
+            .command(free_port())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn host")
+            .wait_with_output()
+            .expect("host output");
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    pub fn start(&self) -> Host {
+        let port = free_port();
+        let mut child = self
+            .command(port)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn host");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("host stdout");
+        assert!(
+            first.starts_with("Serving http://"),
+            "host did not start: {first:?}; stderr:\n{}",
+            log.lock().unwrap()
+        );
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = stdout.read_to_string(&mut rest);
+        });
+        Host {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            log,
+        }
+    }
+}
+
+/// A running host; killed on drop.
+pub struct Host {
+    pub child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .build()
+}
+
+impl Host {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
+        let request = agent().request(method, &self.url(path));
+        let result = match body {
+            Some(body) => request.send_string(&body.to_string()),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = response.status();
+        let body = response.into_string().expect("response body");
+        Reply { status, body }
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, None)
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Reply {
+        self.request("POST", path, Some(body))
+    }
+
+    /// Everything the host has written to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM, as a process manager would.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit after `terminate`.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "host did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A private redis-server on a free port, with its own empty data directory; killed on drop.
+pub struct Redis {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let dir = tempfile::tempdir().expect("redis dir");
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/setup installs it)");
+        wait_until("redis-server", Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Redis {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("redis client")
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The probe app with its required variable set and the `other` key-value store configured.
+pub fn probe_app(state: &Path) -> HostConfig {
+    let rc = state.join("runtime-config.toml");
+    std::fs::write(
+        &rc,
+        "[key_value_store.other]\ntype = \"spin\"\npath = \"other-kv.db\"\n",
+    )
+    .expect("runtime config");
+    HostConfig::new("tests/apps/probe/spin.toml", state)
+        .var("api_token", "t0ken")
+        .runtime_config(rc)
+}
