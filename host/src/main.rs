@@ -8,6 +8,7 @@ mod engine;
 mod key_value;
 mod outbound_http;
 mod redis;
+mod response_body;
 mod runtime_config;
 mod server;
 mod sqlite;
@@ -69,11 +70,16 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
+    // One line per request is a write per request: hand lines to a logging thread that batches
+    // them, so the request path never blocks on stderr. The guard flushes on the way out.
+    let (log_writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();

@@ -191,56 +191,58 @@ impl Server {
             }
         };
 
-        // The guest runs in its own task: it may keep streaming the body after it has handed
-        // over the response head.
+        // The guest runs on this connection's task until it has answered: most components
+        // finish within their first poll, and spawning them elsewhere cost a cross-thread
+        // wake-up per request. One still running once it has answered (streaming a body) is
+        // moved to a task of its own.
         let pre = component.pre.clone();
-        let task = tokio::spawn(async move {
+        let mut guest = Box::pin(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, request, outparam)
                 .await
         });
-
-        match receiver.await {
-            Ok(Ok(response)) => {
-                // The guest may still be streaming the body; a trap from here on can only
-                // cut the body short, but it must not go unlogged.
-                let component = id.to_string();
-                tokio::spawn(async move {
-                    if let Ok(Err(e)) = task.await {
-                        tracing::error!(component, "component trapped after responding: {e:?}");
-                    }
-                });
-                (Some(id), response)
-            }
-            Ok(Err(code)) => {
-                tracing::error!(component = id, "component answered with an error: {code:?}");
-                (
-                    Some(id),
-                    plain(
-                        http::StatusCode::INTERNAL_SERVER_ERROR,
-                        "Internal Server Error",
-                    ),
-                )
-            }
-            Err(_) => {
-                // The guest returned (or trapped) without setting a response.
-                match task.await {
-                    Ok(Ok(())) => tracing::error!(
-                        component = id,
-                        "component returned without sending a response"
-                    ),
-                    Ok(Err(e)) => tracing::error!(component = id, "component trapped: {e:?}"),
-                    Err(e) => tracing::error!(component = id, "component task failed: {e}"),
+        let mut receiver = receiver;
+        let (answer, finished) = tokio::select! {
+            biased;
+            finished = &mut guest => (receiver.await, Some(finished)),
+            answer = &mut receiver => (answer, None),
+        };
+        if finished.is_none() {
+            let component = id.to_string();
+            tokio::spawn(async move {
+                if let Err(e) = guest.await {
+                    // A trap now can only cut the body short, but it must not go unlogged.
+                    tracing::error!(component, "component trapped after responding: {e:?}");
                 }
-                (
-                    Some(id),
-                    plain(
-                        http::StatusCode::INTERNAL_SERVER_ERROR,
-                        "Internal Server Error",
-                    ),
-                )
+            });
+        } else {
+            drop(guest);
+        }
+
+        let internal_error = || {
+            plain(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+            )
+        };
+        match (answer, finished) {
+            (Ok(Ok(response)), _) => (Some(id), crate::response_body::coalesce(response).await),
+            (Ok(Err(code)), _) => {
+                tracing::error!(component = id, "component answered with an error: {code:?}");
+                (Some(id), internal_error())
+            }
+            (Err(_), Some(Err(e))) => {
+                tracing::error!(component = id, "component trapped: {e:?}");
+                (Some(id), internal_error())
+            }
+            (Err(_), _) => {
+                tracing::error!(
+                    component = id,
+                    "component returned without sending a response"
+                );
+                (Some(id), internal_error())
             }
         }
     }

@@ -1,5 +1,18 @@
 //! StreamGate's domain logic, independent of any host: it builds natively (unit tests,
 //! benchmarks, the native transcoder) and for `wasm32-wasip2` (the Spin components).
+//!
+//! Sign-in with Ethereum: [`siwe`] (EIP-4361 parsing and validation), [`eip191`] (signer
+//! recovery), [`eip1271`] (contract wallets, ERC-6492 detection), [`rpc`] (the chain-read
+//! trait and JSON-RPC bodies), [`signin`] (the verify flow), [`session`] (JWT sessions),
+//! [`nonce`], [`rate_limit`]. Time, randomness and chain reads are injected.
 
 pub mod api_error;
+pub mod eip1271;
+pub mod eip191;
+pub mod nonce;
+pub mod rate_limit;
 pub mod readiness;
+pub mod rpc;
+pub mod session;
+pub mod signin;
+pub mod siwe;

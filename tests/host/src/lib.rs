@@ -209,6 +209,19 @@ impl Host {
         self.log.lock().unwrap().clone()
     }
 
+    /// Whether the host logs a line containing `needle` within a few seconds (the host logs
+    /// through a background writer, so a line can trail the response it describes).
+    pub fn logs_eventually(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Sends SIGTERM, as a process manager would.
     pub fn terminate(&self) {
         let status = Command::new("kill")

@@ -91,9 +91,11 @@ fn allowed_hosts_come_from_templates_and_everything_else_is_denied() {
         0,
         "no connection was attempted"
     );
-    assert!(host
-        .log()
-        .contains("Outbound network destination not allowed"));
+    assert!(
+        host.logs_eventually("Outbound network destination not allowed"),
+        "{}",
+        host.log()
+    );
 
     // A component with no allowed_outbound_hosts reaches nothing.
     let restricted = fetch(
