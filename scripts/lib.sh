@@ -2,7 +2,7 @@
 # Everything here is idempotent: on a machine that already has what it needs, it does nothing.
 
 SG_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SG_WASM_PACKAGES=(health probe uses-llm)
+SG_WASM_PACKAGES=(health auth probe uses-llm)
 SG_APT_PACKAGES=(redis-server wrk)
 
 sg_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -9,6 +9,9 @@ pub struct ApiError {
     pub status: u16,
     pub error: String,
     pub code: &'static str,
+    /// For 429 and 503: when to try again, sent as `Retry-After` (seconds).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -21,6 +24,7 @@ impl ApiError {
             status,
             error: error.into(),
             code,
+            retry_after: None,
         }
     }
 
@@ -34,6 +38,11 @@ impl ApiError {
             "method_not_allowed",
             "this method is not allowed on this route",
         )
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn to_json(&self) -> String {

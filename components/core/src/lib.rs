@@ -7,6 +7,7 @@
 //! [`nonce`], [`rate_limit`]. Time, randomness and chain reads are injected.
 
 pub mod api_error;
+pub mod config;
 pub mod eip1271;
 pub mod eip191;
 pub mod nonce;

@@ -88,6 +88,7 @@ pub fn rate_limited_error(retry_after: u64) -> ApiError {
         "rate_limited",
         format!("too many requests; retry after {retry_after} s"),
     )
+    .with_retry_after(retry_after)
 }
 
 #[cfg(test)]

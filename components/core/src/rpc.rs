@@ -8,7 +8,8 @@
 
 use std::fmt;
 
-use alloy_primitives::{hex, Address, Bytes};
+use alloy_primitives::hex;
+pub use alloy_primitives::{Address, Bytes};
 use serde_json::{json, Value};
 
 /// Why a chain read failed.

@@ -261,6 +261,8 @@ pub enum SiweError {
     NonceUnknown,
     /// 401 `nonce_used` (decided by storage)
     NonceUsed,
+    /// 401 `nonce_expired` (decided by storage): issued by us, but its lifetime has passed.
+    NonceExpired,
     /// 400 `invalid_signature`: the signature field is not usable at all.
     InvalidSignature(SignatureError),
     /// 401 `bad_signature`: well-formed, but neither the key nor the contract accepts it.
@@ -284,6 +286,7 @@ impl SiweError {
             | Self::IssuedInFuture
             | Self::NonceUnknown
             | Self::NonceUsed
+            | Self::NonceExpired
             | Self::BadSignature(_) => 401,
         }
     }
@@ -299,6 +302,7 @@ impl SiweError {
             Self::IssuedInFuture => "issued_in_future",
             Self::NonceUnknown => "nonce_unknown",
             Self::NonceUsed => "nonce_used",
+            Self::NonceExpired => "nonce_expired",
             Self::InvalidSignature(_) => "invalid_signature",
             Self::BadSignature(_) => "bad_signature",
             Self::UnsupportedSignature(_) => "unsupported_signature",
@@ -331,6 +335,7 @@ impl fmt::Display for SiweError {
                 write!(f, "the nonce was not issued by this service or has expired")
             }
             Self::NonceUsed => write!(f, "the nonce has already been used"),
+            Self::NonceExpired => write!(f, "the nonce has expired; ask for a new one"),
             Self::InvalidSignature(e) => write!(f, "the signature is malformed: {e}"),
             Self::BadSignature(why) => {
                 write!(f, "the signature is not valid for this address: {why}")

@@ -59,7 +59,12 @@ fn spin_headers_describe_the_match() {
 #[test]
 fn unknown_route_is_404_and_health_answers_from_wasm() {
     let state = tempfile::tempdir().unwrap();
-    let host = HostConfig::new("spin.toml", state.path()).start();
+    let host = HostConfig::new("spin.toml", state.path())
+        .var(
+            "session_secret",
+            "a-test-session-secret-of-32-bytes-or-more",
+        )
+        .start();
     let health = host.get("/health");
     assert_eq!(health.status, 200);
     assert_eq!(health.json(), json!({"status": "ok"}));

@@ -1,0 +1,30 @@
+//! The thin layer between Spin and `streamgate-core`, shared by every component: reading a
+//! request with a body limit, answering JSON, reading configuration, checking the session, and
+//! reaching the chain. Domain decisions stay in `streamgate-core`; this crate only does I/O.
+
+pub mod chain;
+pub mod config;
+pub mod request;
+pub mod response;
+pub mod session;
+
+/// Seconds since the Unix epoch, from the host's wall clock.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// `N` bytes from the host's secure random source (wasi:random).
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], streamgate_core::api_error::ApiError> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).map_err(|e| {
+        streamgate_core::api_error::ApiError::new(
+            503,
+            "randomness_unavailable",
+            format!("the host gave no randomness: {e}"),
+        )
+    })?;
+    Ok(buf)
+}

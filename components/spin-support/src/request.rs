@@ -1,0 +1,107 @@
+//! Reading a request without trusting its size: the body is read as a stream and refused with
+//! 413 as soon as it passes the route's limit (or its `content-length` already says it will).
+
+use futures::StreamExt as _;
+use spin_sdk::http::{IncomingRequest, Method};
+use streamgate_core::api_error::ApiError;
+
+pub struct ApiRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl ApiRequest {
+    /// The request's head, with the body still unread.
+    pub fn head(req: &IncomingRequest) -> ApiRequest {
+        let path_with_query = req.path_with_query().unwrap_or_else(|| "/".to_string());
+        let (path, query) = match path_with_query.split_once('?') {
+            Some((p, q)) => (p.to_string(), q.to_string()),
+            None => (path_with_query, String::new()),
+        };
+        ApiRequest {
+            method: req.method(),
+            path,
+            query,
+            headers: req.headers().entries(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Reads the body, refusing more than `limit` bytes with 413 `payload_too_large`.
+    pub async fn read_body(
+        mut self,
+        req: IncomingRequest,
+        limit: usize,
+    ) -> Result<ApiRequest, ApiError> {
+        let too_large = || {
+            ApiError::new(
+                413,
+                "payload_too_large",
+                format!("the request body is larger than {limit} bytes"),
+            )
+        };
+        if let Some(length) = self.header("content-length") {
+            if length
+                .trim()
+                .parse::<u64>()
+                .map_or(true, |n| n > limit as u64)
+            {
+                return Err(too_large());
+            }
+        }
+        let mut stream = req.into_body_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::new(
+                    400,
+                    "bad_request",
+                    format!("the request body could not be read: {e:?}"),
+                )
+            })?;
+            if self.body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            self.body.extend_from_slice(&chunk);
+        }
+        Ok(self)
+    }
+
+    /// The first value of a header, as text (names are case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// The client's IP as the host saw it (`spin-client-addr`). Forwarding headers are not
+    /// trusted: any client can write them.
+    pub fn client_ip(&self) -> String {
+        let addr = self.header("spin-client-addr").unwrap_or("unknown");
+        match addr.rsplit_once(':') {
+            Some((ip, port)) if port.chars().all(|c| c.is_ascii_digit()) => {
+                ip.trim_matches(|c| c == '[' || c == ']').to_string()
+            }
+            _ => addr.to_string(),
+        }
+    }
+
+    /// The body as JSON of type `T`; 400 `invalid_json` naming the problem otherwise.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &self.body
+        };
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::new(
+                400,
+                "invalid_json",
+                format!("the request body is not valid JSON for this call: {e}"),
+            )
+        })
+    }
+}

@@ -1,0 +1,57 @@
+//! The session check every authenticated route calls, and logout's revocation list.
+//!
+//! Tokens are verified by `streamgate-core` (signature, key id, expiry); revocation lives in the
+//! key-value store under `session:revoked:<jti>` until the token would have expired anyway.
+
+use spin_sdk::key_value::Store;
+use streamgate_core::api_error::ApiError;
+use streamgate_core::session::{check_bearer, Session, SessionError, SessionKeys};
+
+use crate::config;
+
+fn revoked_key(jti: &str) -> String {
+    format!("session:revoked:{jti}")
+}
+
+fn store_unavailable(e: impl std::fmt::Debug) -> ApiError {
+    // Fail closed: if we cannot tell whether a token was revoked, it is not accepted.
+    ApiError::new(
+        503,
+        "session_store_unavailable",
+        format!("the session store did not answer: {e:?}"),
+    )
+}
+
+/// The keys from `session_secret` / `session_secret_previous`.
+pub fn keys() -> Result<SessionKeys, ApiError> {
+    let current = config::get("session_secret")?;
+    let previous = config::optional("session_secret_previous");
+    Ok(SessionKeys::from_config(&current, previous.as_deref())?)
+}
+
+/// Who is calling: the verified, unrevoked session of the `Authorization` header.
+pub fn authenticate(
+    authorization: Option<&str>,
+    keys: &SessionKeys,
+    store: &Store,
+    now: i64,
+) -> Result<Session, ApiError> {
+    let session = check_bearer(authorization, keys, now)?;
+    let revoked = store
+        .exists(&revoked_key(&session.jti))
+        .map_err(store_unavailable)?;
+    if revoked {
+        return Err(SessionError::Revoked.into());
+    }
+    Ok(session)
+}
+
+/// Logout: the token is refused from now until it expires.
+pub fn revoke(session: &Session, store: &Store) -> Result<(), ApiError> {
+    store
+        .set(
+            &revoked_key(&session.jti),
+            session.expires_at.to_string().as_bytes(),
+        )
+        .map_err(store_unavailable)
+}
