@@ -8,8 +8,11 @@
 
 pub mod api_error;
 pub mod config;
+pub mod edge_token;
 pub mod eip1271;
 pub mod eip191;
+pub mod event_signature;
+pub mod keys;
 pub mod nonce;
 pub mod rate_limit;
 pub mod readiness;
