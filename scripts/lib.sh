@@ -2,8 +2,10 @@
 # Everything here is idempotent: on a machine that already has what it needs, it does nothing.
 
 SG_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SG_WASM_PACKAGES=(health auth probe uses-llm)
-SG_APT_PACKAGES=(redis-server wrk)
+SG_WASM_PACKAGES=(health auth metadata probe uses-llm)
+# faketime: the sign-in tests shift one host's clock to see a nonce expire (tests/node).
+# ffmpeg (with ffprobe): the native transcoder's worker and its tests (native-transcoder).
+SG_APT_PACKAGES=(redis-server wrk faketime ffmpeg)
 
 sg_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -31,6 +33,40 @@ sg_setup() {
         sg_log "installing ${missing[*]}"
         sg_apt update -qq
         sg_apt install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+    sg_node_setup
+}
+
+# What the end-to-end tests in tests/node use: their npm packages (viem, siwe, ethers, solc,
+# OpenZeppelin, anvil; `npm ci` when node_modules is missing or package-lock.json changed since
+# the last install) and Python's eth-account (tests/python). Node.js 20+ with npm and Python 3
+# with pip must already be on the machine.
+sg_node_setup() {
+    local dir="$SG_ROOT/tests/node"
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        echo "Node.js 20 or newer and npm are needed for the end-to-end tests in tests/node, and are not on PATH" >&2
+        return 1
+    fi
+    local major
+    major="$(node -p 'process.versions.node.split(".")[0]')"
+    if [ "$major" -lt 20 ]; then
+        echo "tests/node needs Node.js 20 or newer; this is $(node --version)" >&2
+        return 1
+    fi
+    local stamp="$dir/node_modules/.streamgate-lock.sha256" want
+    want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        sg_log "installing the end-to-end tests' npm packages (tests/node: npm ci)"
+        (cd "$dir" && npm ci --no-audit --no-fund)
+        echo "$want" > "$stamp"
+    fi
+    if ! command -v python3 >/dev/null 2>&1; then
+        echo "Python 3 with pip is needed for tests/python (eth-account), and python3 is not on PATH" >&2
+        return 1
+    fi
+    if ! python3 -c 'import eth_account' 2>/dev/null; then
+        sg_log "installing Python eth-account (tests/python)"
+        python3 -m pip install --quiet -r "$SG_ROOT/tests/python/requirements.txt"
     fi
 }
 

@@ -20,3 +20,4 @@ pub mod rpc;
 pub mod session;
 pub mod signin;
 pub mod siwe;
+pub mod video;

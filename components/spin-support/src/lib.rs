@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod config;
+pub mod migrations;
 pub mod request;
 pub mod response;
 pub mod session;

@@ -1,0 +1,366 @@
+//! Videos: the status lifecycle, gate rules and renditions, independent of storage.
+
+use std::collections::BTreeMap;
+
+use alloy_primitives::{Address, U256};
+use serde::{Deserialize, Serialize};
+
+use crate::api_error::ApiError;
+
+/// `awaiting_upload → queued → transcoding → ready`, or `failed` from any state but `ready`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoStatus {
+    AwaitingUpload,
+    Queued,
+    Transcoding,
+    Ready,
+    Failed,
+}
+
+impl VideoStatus {
+    pub const ALL: [VideoStatus; 5] = [
+        Self::AwaitingUpload,
+        Self::Queued,
+        Self::Transcoding,
+        Self::Ready,
+        Self::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AwaitingUpload => "awaiting_upload",
+            Self::Queued => "queued",
+            Self::Transcoding => "transcoding",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Statuses only move forward; a retried transcode may report `transcoding` again.
+    pub fn can_move_to(self, next: VideoStatus) -> bool {
+        use VideoStatus::*;
+        matches!(
+            (self, next),
+            (AwaitingUpload, Queued)
+                | (Queued, Transcoding)
+                | (Transcoding, Transcoding)
+                | (Transcoding, Ready)
+                | (AwaitingUpload | Queued | Transcoding, Failed)
+        )
+    }
+
+    /// The statuses from which a move to `next` is allowed (for conditional SQL updates).
+    pub fn allowed_before(next: VideoStatus) -> Vec<&'static str> {
+        Self::ALL
+            .into_iter()
+            .filter(|s| s.can_move_to(next))
+            .map(Self::as_str)
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStandard {
+    Erc721,
+    Erc1155,
+    Erc20,
+}
+
+/// A rule as stored and as answered: who may watch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateRule {
+    pub chain_id: u64,
+    pub contract: String,
+    pub standard: TokenStandard,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_balance: Option<String>,
+}
+
+/// At most this many rules per video: each is an RPC call at playback.
+pub const MAX_GATE_RULES: usize = 16;
+
+fn invalid(i: usize, why: String) -> ApiError {
+    ApiError::new(422, "invalid_gate", format!("gate rule {i}: {why}"))
+}
+
+fn decimal(i: usize, field: &str, value: &str) -> Result<U256, ApiError> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) || value.len() > 78 {
+        return Err(invalid(
+            i,
+            format!("`{field}` must be a decimal integer string, got `{value}`"),
+        ));
+    }
+    U256::from_str_radix(value, 10).map_err(|_| invalid(i, format!("`{field}` is out of range")))
+}
+
+/// Checks rules as a creator sends them, against the chains this deployment accepts; answers
+/// the rules normalised (decimal strings without leading zeros, `min_balance` defaulted to 1).
+pub fn validate_gate(
+    rules: Vec<GateRule>,
+    chains: &BTreeMap<u64, String>,
+) -> Result<Vec<GateRule>, ApiError> {
+    if rules.len() > MAX_GATE_RULES {
+        return Err(ApiError::new(
+            422,
+            "invalid_gate",
+            format!("a gate has at most {MAX_GATE_RULES} rules"),
+        ));
+    }
+    rules
+        .into_iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            if !chains.contains_key(&rule.chain_id) {
+                return Err(ApiError::new(
+                    422,
+                    "chain_not_supported",
+                    format!(
+                        "gate rule {i}: chain {} is not one this service reads",
+                        rule.chain_id
+                    ),
+                ));
+            }
+            let contract = Address::parse_checksummed(&rule.contract, None).map_err(|_| {
+                invalid(
+                    i,
+                    format!(
+                        "`contract` must be an EIP-55 checksummed address, got `{}`",
+                        rule.contract
+                    ),
+                )
+            })?;
+            let token_id = match (rule.standard, &rule.token_id) {
+                (TokenStandard::Erc20, Some(_)) => {
+                    return Err(invalid(i, "an erc20 rule has no `token_id`".into()))
+                }
+                (TokenStandard::Erc1155, None) => {
+                    return Err(invalid(i, "an erc1155 rule needs a `token_id`".into()))
+                }
+                (_, Some(id)) => Some(decimal(i, "token_id", id)?.to_string()),
+                (_, None) => None,
+            };
+            let min_balance = match &rule.min_balance {
+                Some(m) => decimal(i, "min_balance", m)?,
+                None => U256::from(1),
+            };
+            if min_balance.is_zero() {
+                return Err(invalid(i, "`min_balance` must be at least 1".into()));
+            }
+            Ok(GateRule {
+                chain_id: rule.chain_id,
+                contract: contract.to_checksum(None),
+                standard: rule.standard,
+                token_id,
+                min_balance: Some(min_balance.to_string()),
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    pub uri: String,
+    pub duration: f64,
+}
+
+/// One rung of the ladder, as the worker reports it and the manifests render it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rendition {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+    pub frame_rate: f64,
+    pub codecs: String,
+    pub init: String,
+    pub segments: Vec<Segment>,
+}
+
+/// Checks a rendition list from the worker: names and paths safe to put in URLs, numbers sane.
+pub fn validate_renditions(renditions: &[Rendition]) -> Result<(), ApiError> {
+    let bad = |why: String| ApiError::new(422, "invalid_renditions", why);
+    if renditions.is_empty() {
+        return Err(bad("a ready video has at least one rendition".into()));
+    }
+    let safe = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with('/')
+            && !s
+                .split('/')
+                .any(|part| part.is_empty() || part == "." || part == "..")
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
+    };
+    for r in renditions {
+        if !safe(&r.name) || r.name.contains('/') {
+            return Err(bad(format!(
+                "rendition name `{}` is not a plain name",
+                r.name
+            )));
+        }
+        if !safe(&r.init) || r.segments.iter().any(|s| !safe(&s.uri)) {
+            return Err(bad(format!("rendition `{}` has an unsafe path", r.name)));
+        }
+        if r.segments.is_empty()
+            || r.segments
+                .iter()
+                .any(|s| !(s.duration > 0.0 && s.duration.is_finite()))
+        {
+            return Err(bad(format!(
+                "rendition `{}` needs segments with positive durations",
+                r.name
+            )));
+        }
+        if r.width == 0 || r.height == 0 || r.bandwidth == 0 || !(r.frame_rate > 0.0) {
+            return Err(bad(format!(
+                "rendition `{}` has a zero size, bandwidth or frame rate",
+                r.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Lists page by (created_at, id), newest first; the cursor is the last item's key, opaque to
+/// clients (hex of `"<created_at>:<id>"`).
+pub fn encode_cursor(created_at: i64, id: &str) -> String {
+    alloy_primitives::hex::encode(format!("{created_at}:{id}"))
+}
+
+pub fn decode_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
+    let bad = || {
+        ApiError::new(
+            400,
+            "invalid_cursor",
+            "the cursor is not one this service issued",
+        )
+    };
+    let bytes = alloy_primitives::hex::decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (at, id) = text.split_once(':').ok_or_else(bad)?;
+    Ok((at.parse().map_err(|_| bad())?, id.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chains() -> BTreeMap<u64, String> {
+        BTreeMap::from([(31337, "http://127.0.0.1:8545".to_string())])
+    }
+
+    fn rule(standard: TokenStandard, token_id: Option<&str>) -> GateRule {
+        GateRule {
+            chain_id: 31337,
+            contract: "0x5FbDB2315678afecb367f032d93F642f64180aa3".into(),
+            standard,
+            token_id: token_id.map(str::to_string),
+            min_balance: None,
+        }
+    }
+
+    #[test]
+    fn lifecycle_only_moves_forward() {
+        use VideoStatus::*;
+        assert!(AwaitingUpload.can_move_to(Queued));
+        assert!(Queued.can_move_to(Transcoding));
+        assert!(Transcoding.can_move_to(Ready));
+        assert!(Transcoding.can_move_to(Failed));
+        assert!(!Ready.can_move_to(Failed));
+        assert!(!Ready.can_move_to(Queued));
+        assert!(!Queued.can_move_to(AwaitingUpload));
+        assert!(!Failed.can_move_to(Queued));
+        assert_eq!(VideoStatus::allowed_before(Queued), vec!["awaiting_upload"]);
+        assert_eq!(VideoStatus::parse("ready"), Some(Ready));
+        assert_eq!(VideoStatus::parse("done"), None);
+    }
+
+    #[test]
+    fn gate_rules_are_validated_and_normalised() {
+        let ok = validate_gate(vec![rule(TokenStandard::Erc1155, Some("007"))], &chains()).unwrap();
+        assert_eq!(ok[0].token_id.as_deref(), Some("7"));
+        assert_eq!(ok[0].min_balance.as_deref(), Some("1"));
+        assert!(validate_gate(vec![rule(TokenStandard::Erc721, None)], &chains()).is_ok());
+
+        let code = |rules: Vec<GateRule>| validate_gate(rules, &chains()).unwrap_err().code;
+        assert_eq!(
+            code(vec![rule(TokenStandard::Erc1155, None)]),
+            "invalid_gate"
+        );
+        assert_eq!(
+            code(vec![rule(TokenStandard::Erc20, Some("1"))]),
+            "invalid_gate"
+        );
+        assert_eq!(
+            code(vec![rule(TokenStandard::Erc721, Some("-1"))]),
+            "invalid_gate"
+        );
+        assert_eq!(
+            code(vec![rule(TokenStandard::Erc721, Some("0x10"))]),
+            "invalid_gate"
+        );
+        let mut lower = rule(TokenStandard::Erc20, None);
+        lower.contract = lower.contract.to_lowercase().replace("0X", "0x");
+        assert_eq!(code(vec![lower]), "invalid_gate", "not checksummed");
+        let mut other_chain = rule(TokenStandard::Erc20, None);
+        other_chain.chain_id = 1;
+        assert_eq!(code(vec![other_chain]), "chain_not_supported");
+        let mut zero = rule(TokenStandard::Erc20, None);
+        zero.min_balance = Some("0".into());
+        assert_eq!(code(vec![zero]), "invalid_gate");
+        assert_eq!(
+            code(vec![rule(TokenStandard::Erc20, None); 17]),
+            "invalid_gate"
+        );
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = encode_cursor(1700000000, "abc123");
+        assert_eq!(
+            decode_cursor(&c).unwrap(),
+            (1700000000, "abc123".to_string())
+        );
+        assert_eq!(decode_cursor("zz").unwrap_err().code, "invalid_cursor");
+        assert_eq!(
+            decode_cursor(&alloy_primitives::hex::encode("nocolon"))
+                .unwrap_err()
+                .code,
+            "invalid_cursor"
+        );
+    }
+
+    #[test]
+    fn rendition_paths_must_be_safe() {
+        let r = Rendition {
+            name: "720p".into(),
+            width: 1280,
+            height: 720,
+            bandwidth: 1,
+            average_bandwidth: 1,
+            frame_rate: 30.0,
+            codecs: "avc1.64001f".into(),
+            init: "720p/init.mp4".into(),
+            segments: vec![Segment {
+                uri: "720p/seg_00001.m4s".into(),
+                duration: 4.0,
+            }],
+        };
+        assert!(validate_renditions(std::slice::from_ref(&r)).is_ok());
+        for bad in ["../x.m4s", "/etc/passwd", "720p//a", "a/./b", "a?b"] {
+            let mut b = r.clone();
+            b.segments[0].uri = bad.into();
+            assert!(validate_renditions(&[b]).is_err(), "{bad}");
+        }
+        assert!(validate_renditions(&[]).is_err());
+    }
+}

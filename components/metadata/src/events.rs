@@ -1,0 +1,203 @@
+//! `POST /internal/v1/events`: what the native side reports (docs/pipeline.md). Signed like a
+//! webhook; applied idempotently (by event id, and by the forward-only status rule) so the
+//! sender can retry until it gets a 2xx.
+
+use serde::Deserialize;
+use spin_sdk::http::Response;
+use spin_sdk::sqlite3::{Connection, Value};
+use streamgate_core::api_error::ApiError;
+use streamgate_core::video::{validate_renditions, Rendition, VideoStatus};
+use streamgate_core::{event_signature, keys};
+use streamgate_spin::request::ApiRequest;
+use streamgate_spin::{config, now, response};
+
+use crate::{queue, store};
+
+#[derive(Deserialize)]
+struct Event {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    video_id: String,
+    #[serde(default)]
+    data: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct UploadCompleted {
+    source: String,
+}
+
+#[derive(Deserialize)]
+struct Progress {
+    percent: f64,
+}
+
+#[derive(Deserialize)]
+struct Completed {
+    renditions: Vec<Rendition>,
+    #[serde(default)]
+    poster: Option<String>,
+    #[serde(default)]
+    duration: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct Failed {
+    error: String,
+    #[serde(default)]
+    r#final: bool,
+}
+
+fn event_keys() -> Result<Vec<[u8; 32]>, ApiError> {
+    let mut keys = vec![keys::derive(&config::get("events_secret")?, "events")];
+    if let Some(previous) = config::optional("events_secret_previous") {
+        keys.push(keys::derive(&previous, "events"));
+    }
+    Ok(keys)
+}
+
+fn data<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, ApiError> {
+    serde_json::from_value(event.data.clone()).map_err(|e| {
+        ApiError::new(
+            422,
+            "invalid_event",
+            format!("`{}` event data: {e}", event.kind),
+        )
+    })
+}
+
+pub fn receive(request: &ApiRequest) -> Result<Response, ApiError> {
+    let now = now();
+    let keys = event_keys()?;
+    let key_refs: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+    event_signature::verify(
+        request.header(event_signature::HEADER),
+        &key_refs,
+        &request.body,
+        now,
+    )?;
+    let event: Event = request.json()?;
+
+    let db = store::open()?;
+    if store::event_seen(&db, &event.id)? {
+        return Ok(response::json(
+            200,
+            &serde_json::json!({"status": "duplicate"}),
+        ));
+    }
+    // 404 for a video that does not exist (deleted meanwhile): the sender stops retrying.
+    store::video(&db, &event.video_id)?;
+    apply(&db, &event, now)?;
+    store::record_event(&db, &event.id, &event.video_id, &event.kind, now)?;
+    Ok(response::json(
+        200,
+        &serde_json::json!({"status": "applied"}),
+    ))
+}
+
+fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
+    let id = event.video_id.as_str();
+    match event.kind.as_str() {
+        "upload.completed" => {
+            let upload: UploadCompleted = data(event)?;
+            if store::advance(db, id, VideoStatus::Queued, now)? {
+                store::set_field(db, id, "source", Value::Text(upload.source.clone()))?;
+                let enqueued = queue::enqueue(&[
+                    ("action", "transcode"),
+                    ("video_id", id),
+                    ("source", &upload.source),
+                    ("enqueued_at", &now.to_string()),
+                ]);
+                match enqueued {
+                    Ok(stream_id) => store::record_job(db, id, &stream_id, "transcode", now)?,
+                    Err(e) => {
+                        // Not queued after all: step back so the retried event queues it.
+                        db.execute(
+                            "UPDATE videos SET status = 'awaiting_upload' WHERE id = ? AND status = 'queued'",
+                            &[Value::Text(id.to_string())],
+                        )
+                        .map_err(store::db_error)?;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        "transcode.started" => {
+            store::advance(db, id, VideoStatus::Transcoding, now)?;
+        }
+        "transcode.progress" => {
+            let progress: Progress = data(event)?;
+            let percent = progress.percent.clamp(0.0, 100.0).floor() as i64;
+            db.execute(
+                "UPDATE videos SET progress = MAX(COALESCE(progress, 0), ?), updated_at = ?
+                 WHERE id = ? AND status IN ('queued', 'transcoding')",
+                &[
+                    Value::Integer(percent),
+                    Value::Integer(now),
+                    Value::Text(id.to_string()),
+                ],
+            )
+            .map_err(store::db_error)?;
+        }
+        "transcode.completed" => {
+            let done: Completed = data(event)?;
+            validate_renditions(&done.renditions)?;
+            let current = store::video(db, id)?;
+            if current.status == VideoStatus::Ready.as_str() {
+                return Ok(());
+            }
+            // Renditions first, status last: nothing reads renditions until the video is ready.
+            store::replace_renditions(db, id, &done.renditions)?;
+            if let Some(poster) = &done.poster {
+                store::set_field(db, id, "poster", Value::Text(poster.clone()))?;
+            }
+            if let Some(duration) = done.duration {
+                store::set_field(db, id, "duration", Value::Real(duration))?;
+            }
+            store::set_field(db, id, "progress", Value::Integer(100))?;
+            if !store::advance(db, id, VideoStatus::Ready, now)? {
+                return Err(ApiError::new(
+                    409,
+                    "invalid_transition",
+                    format!(
+                        "video `{id}` is `{}`, it cannot become ready",
+                        current.status
+                    ),
+                ));
+            }
+        }
+        "transcode.failed" => {
+            let failed: Failed = data(event)?;
+            if failed.r#final {
+                // Status and reason in one statement: a failed video always says why.
+                let allowed = VideoStatus::allowed_before(VideoStatus::Failed)
+                    .iter()
+                    .map(|s| format!("'{s}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                db.execute(
+                    &format!(
+                        "UPDATE videos SET status = 'failed', error = ?, updated_at = ?
+                         WHERE id = ? AND status IN ({allowed})"
+                    ),
+                    &[
+                        Value::Text(failed.error),
+                        Value::Integer(now),
+                        Value::Text(id.to_string()),
+                    ],
+                )
+                .map_err(store::db_error)?;
+            }
+        }
+        "media.deleted" => {}
+        other => {
+            return Err(ApiError::new(
+                422,
+                "invalid_event",
+                format!("unknown event type `{other}`"),
+            ));
+        }
+    }
+    Ok(())
+}

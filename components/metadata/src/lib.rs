@@ -1,0 +1,300 @@
+//! Videos and their gates: create (with a resumable upload URL), read, list, change the gate,
+//! delete; and `/internal/v1/events`, where the native side reports uploads and transcodes.
+
+mod events;
+mod queue;
+mod schema;
+mod store;
+
+use serde::{Deserialize, Serialize};
+use spin_sdk::http::{IncomingRequest, Method, Response};
+use spin_sdk::http_component;
+use spin_sdk::key_value::Store;
+use streamgate_core::api_error::ApiError;
+use streamgate_core::edge_token::{self, EdgeToken};
+use streamgate_core::session::Session;
+use streamgate_core::siwe::rfc3339_utc;
+use streamgate_core::video::{self, GateRule, VideoStatus};
+use streamgate_core::{config as core_config, keys};
+use streamgate_spin::request::ApiRequest;
+use streamgate_spin::{config, now, random_bytes, response};
+
+const BODY_LIMIT: usize = 64 * 1024;
+/// Rendition lists of long videos are large: thousands of segments per rung.
+const EVENT_BODY_LIMIT: usize = 8 * 1024 * 1024;
+const UPLOAD_TOKEN_SECS: i64 = 24 * 60 * 60;
+const MAX_TITLE_CHARS: usize = 200;
+const MAX_DESCRIPTION_CHARS: usize = 5000;
+
+#[http_component]
+async fn handle(req: IncomingRequest) -> Response {
+    let head = ApiRequest::head(&req);
+    let limit = if head.path == "/internal/v1/events" {
+        EVENT_BODY_LIMIT
+    } else {
+        BODY_LIMIT
+    };
+    let request = match head.read_body(req, limit).await {
+        Ok(request) => request,
+        Err(e) => return response::error(&e),
+    };
+    let path = request.path.clone();
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let outcome = match (&request.method, segments.as_slice()) {
+        (Method::Post, ["api", "v1", "videos"]) => create(&request),
+        (Method::Get, ["api", "v1", "videos"]) => list(&request),
+        (Method::Get, ["api", "v1", "videos", id]) => get(id),
+        (Method::Delete, ["api", "v1", "videos", id]) => delete(&request, id),
+        (Method::Put, ["api", "v1", "videos", id, "gate"]) => update_gate(&request, id),
+        (Method::Post, ["internal", "v1", "events"]) => events::receive(&request),
+        (
+            _,
+            ["api", "v1", "videos"]
+            | ["api", "v1", "videos", _]
+            | ["api", "v1", "videos", _, "gate"],
+        )
+        | (_, ["internal", "v1", "events"]) => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::not_found("no such endpoint")),
+    };
+    outcome.unwrap_or_else(|e| response::error(&e))
+}
+
+fn signed_in(request: &ApiRequest) -> Result<Session, ApiError> {
+    let kv = Store::open_default().map_err(|e| {
+        ApiError::new(
+            503,
+            "store_unavailable",
+            format!("the key-value store did not open: {e:?}"),
+        )
+    })?;
+    let keys = streamgate_spin::session::keys()?;
+    streamgate_spin::session::authenticate(request.header("authorization"), &keys, &kv, now())
+}
+
+fn chains() -> Result<std::collections::BTreeMap<u64, String>, ApiError> {
+    Ok(core_config::chain_rpc_urls(&config::get(
+        "chain_rpc_urls",
+    )?)?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateVideo {
+    title: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    gate: Vec<GateRule>,
+}
+
+#[derive(Serialize)]
+struct Upload {
+    url: String,
+    expires_at: String,
+    protocol: &'static str,
+}
+
+#[derive(Serialize)]
+struct Created {
+    id: String,
+    status: &'static str,
+    upload: Upload,
+}
+
+fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<(), ApiError> {
+    if required && value.trim().is_empty() {
+        return Err(ApiError::new(
+            422,
+            "invalid_video",
+            format!("`{field}` must not be empty"),
+        ));
+    }
+    if value.chars().count() > max {
+        return Err(ApiError::new(
+            422,
+            "invalid_video",
+            format!("`{field}` is longer than {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn create(request: &ApiRequest) -> Result<Response, ApiError> {
+    let session = signed_in(request)?;
+    let body: CreateVideo = request.json()?;
+    check_text("title", &body.title, MAX_TITLE_CHARS, true)?;
+    if let Some(d) = &body.description {
+        check_text("description", d, MAX_DESCRIPTION_CHARS, false)?;
+    }
+    let gate = video::validate_gate(body.gate, &chains()?)?;
+    let upload_key = keys::derive(&config::get("events_secret")?, "upload");
+    let media_base = config::get("media_base_url")?;
+
+    let id = streamgate_core::nonce::generate_nonce(random_bytes()?);
+    let now = now();
+    let db = store::open()?;
+    store::insert_video(
+        &db,
+        &id,
+        &session.address.to_checksum(None),
+        body.title.trim(),
+        body.description.as_deref(),
+        &gate,
+        now,
+    )?;
+
+    let expires = now + UPLOAD_TOKEN_SECS;
+    let token = edge_token::sign(
+        &EdgeToken {
+            start: now,
+            expires,
+            acl: vec![format!("/uploads/{id}*")],
+            data: None,
+        },
+        &upload_key,
+    );
+    Ok(response::json(
+        201,
+        &Created {
+            upload: Upload {
+                url: format!(
+                    "{}/uploads/{id}?token={token}",
+                    media_base.trim_end_matches('/')
+                ),
+                expires_at: rfc3339_utc(expires),
+                protocol: "tus",
+            },
+            id,
+            status: VideoStatus::AwaitingUpload.as_str(),
+        },
+    ))
+}
+
+fn get(id: &str) -> Result<Response, ApiError> {
+    let db = store::open()?;
+    Ok(response::json(200, &store::video(&db, id)?))
+}
+
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name && !v.is_empty()).then_some(v)
+    })
+}
+
+#[derive(Serialize)]
+struct Page {
+    items: Vec<store::Video>,
+    next_cursor: Option<String>,
+}
+
+fn list(request: &ApiRequest) -> Result<Response, ApiError> {
+    let q = request.query.as_str();
+    let owner = query_param(q, "owner")
+        .map(|o| {
+            o.parse::<streamgate_core::rpc::Address>()
+                .map(|a| a.to_checksum(None))
+                .map_err(|_| {
+                    ApiError::new(
+                        400,
+                        "invalid_query",
+                        format!("`owner` is not an address: `{o}`"),
+                    )
+                })
+        })
+        .transpose()?;
+    let status = query_param(q, "status")
+        .map(|s| {
+            VideoStatus::parse(s).ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    "invalid_query",
+                    format!("`status` must be one of the video statuses, got `{s}`"),
+                )
+            })
+        })
+        .transpose()?;
+    let limit = match query_param(q, "limit") {
+        None => 20,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=100).contains(l))
+            .ok_or_else(|| {
+                ApiError::new(400, "invalid_query", "`limit` must be between 1 and 100")
+            })?,
+    };
+    let after = query_param(q, "cursor")
+        .map(video::decode_cursor)
+        .transpose()?;
+    let db = store::open()?;
+    let (items, more) = store::list(
+        &db,
+        &store::ListQuery {
+            owner,
+            status,
+            limit,
+            after,
+        },
+    )?;
+    let next_cursor = more
+        .then(|| {
+            items
+                .last()
+                .map(|v| video::encode_cursor(v.created_at, &v.id))
+        })
+        .flatten();
+    Ok(response::json(200, &Page { items, next_cursor }))
+}
+
+/// The video, if the caller owns it: 404 if there is none, 403 if it is someone else's.
+fn owned(
+    db: &spin_sdk::sqlite3::Connection,
+    session: &Session,
+    id: &str,
+) -> Result<store::Video, ApiError> {
+    let video = store::video(db, id)?;
+    if !video
+        .owner
+        .eq_ignore_ascii_case(&session.address.to_checksum(None))
+    {
+        return Err(ApiError::new(
+            403,
+            "not_owner",
+            "only the video's owner may do this",
+        ));
+    }
+    Ok(video)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GateUpdate {
+    gate: Vec<GateRule>,
+}
+
+fn update_gate(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
+    let session = signed_in(request)?;
+    let body: GateUpdate = request.json()?;
+    let db = store::open()?;
+    let video = owned(&db, &session, id)?;
+    let gate = video::validate_gate(body.gate, &chains()?)?;
+    store::replace_gate(&db, &video, &gate, now())?;
+    Ok(response::json(200, &store::video(&db, id)?))
+}
+
+fn delete(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
+    let session = signed_in(request)?;
+    let db = store::open()?;
+    owned(&db, &session, id)?;
+    // The media goes first: if the queue is down the video stays, and the owner can retry.
+    let now = now();
+    let stream_id = queue::enqueue(&[
+        ("action", "delete"),
+        ("video_id", id),
+        ("enqueued_at", &now.to_string()),
+    ])?;
+    store::record_job(&db, id, &stream_id, "delete", now)?;
+    store::delete_video(&db, id)?;
+    Ok(response::no_content())
+}

@@ -1,0 +1,373 @@
+//! The metadata tables: every read and write the routes make, one SQL statement at a time.
+
+use serde::Serialize;
+use spin_sdk::sqlite3::{Connection, Value};
+use streamgate_core::api_error::ApiError;
+use streamgate_core::video::{GateRule, Rendition, VideoStatus};
+
+pub fn db_error(e: impl std::fmt::Debug) -> ApiError {
+    ApiError::new(
+        503,
+        "store_unavailable",
+        format!("the video store failed: {e:?}"),
+    )
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
+pub fn open() -> Result<Connection, ApiError> {
+    let db = Connection::open_default().map_err(db_error)?;
+    streamgate_spin::migrations::migrate(&db, "metadata", crate::schema::MIGRATIONS)?;
+    Ok(db)
+}
+
+/// A rendition as listed on a video (segment lists stay internal: the manifests use them).
+#[derive(Serialize)]
+pub struct RenditionSummary {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+    pub frame_rate: f64,
+    pub codecs: String,
+}
+
+#[derive(Serialize)]
+pub struct Video {
+    pub id: String,
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub owner: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<i64>,
+    pub renditions: Vec<RenditionSummary>,
+    pub gate: Vec<GateRule>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[serde(skip)]
+    pub gate_version: i64,
+}
+
+const VIDEO_COLUMNS: &str =
+    "id, owner, title, description, status, error, progress, created_at, updated_at, gate_version";
+
+fn video_from(row: &spin_sdk::sqlite3::Row<'_>) -> Video {
+    Video {
+        id: row.get::<&str>("id").unwrap_or_default().to_string(),
+        owner: row.get::<&str>("owner").unwrap_or_default().to_string(),
+        title: row.get::<&str>("title").unwrap_or_default().to_string(),
+        description: row.get::<&str>("description").map(str::to_string),
+        status: row.get::<&str>("status").unwrap_or_default().to_string(),
+        error: row.get::<&str>("error").map(str::to_string),
+        progress: row.get::<i64>("progress"),
+        created_at: row.get::<i64>("created_at").unwrap_or_default(),
+        updated_at: row.get::<i64>("updated_at").unwrap_or_default(),
+        gate_version: row.get::<i64>("gate_version").unwrap_or_default(),
+        renditions: Vec::new(),
+        gate: Vec::new(),
+    }
+}
+
+pub fn insert_video(
+    db: &Connection,
+    id: &str,
+    owner: &str,
+    title: &str,
+    description: Option<&str>,
+    gate: &[GateRule],
+    now: i64,
+) -> Result<(), ApiError> {
+    // Rules first, under version 1; the video row that points at them comes last, so a video
+    // is never visible without its gate.
+    write_gate_version(db, id, 1, gate)?;
+    db.execute(
+        "INSERT INTO videos (id, owner, title, description, status, created_at, updated_at, gate_version)
+         VALUES (?, ?, ?, ?, 'awaiting_upload', ?, ?, 1)",
+        &[
+            text(id),
+            text(owner),
+            text(title),
+            description.map_or(Value::Null, text),
+            Value::Integer(now),
+            Value::Integer(now),
+        ],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
+fn write_gate_version(
+    db: &Connection,
+    id: &str,
+    version: i64,
+    gate: &[GateRule],
+) -> Result<(), ApiError> {
+    for (position, rule) in gate.iter().enumerate() {
+        db.execute(
+            "INSERT OR REPLACE INTO gate_rules (video_id, version, position, rule) VALUES (?, ?, ?, ?)",
+            &[
+                text(id),
+                Value::Integer(version),
+                Value::Integer(position as i64),
+                Value::Text(serde_json::to_string(rule).map_err(db_error)?),
+            ],
+        )
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Replaces the gate: new version written, then switched to in one statement, then the old
+/// rows dropped. Fails with 409 if another update switched versions in between.
+pub fn replace_gate(
+    db: &Connection,
+    video: &Video,
+    gate: &[GateRule],
+    now: i64,
+) -> Result<(), ApiError> {
+    let next = video.gate_version + 1;
+    db.execute(
+        "DELETE FROM gate_rules WHERE video_id = ? AND version = ?",
+        &[text(&video.id), Value::Integer(next)],
+    )
+    .map_err(db_error)?;
+    write_gate_version(db, &video.id, next, gate)?;
+    db.execute(
+        "UPDATE videos SET gate_version = ?, updated_at = ? WHERE id = ? AND gate_version = ?",
+        &[
+            Value::Integer(next),
+            Value::Integer(now),
+            text(&video.id),
+            Value::Integer(video.gate_version),
+        ],
+    )
+    .map_err(db_error)?;
+    if db.changes() != 1 {
+        return Err(ApiError::new(
+            409,
+            "conflict",
+            "the gate was changed concurrently; retry",
+        ));
+    }
+    db.execute(
+        "DELETE FROM gate_rules WHERE video_id = ? AND version < ?",
+        &[text(&video.id), Value::Integer(next)],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
+fn gate_of(db: &Connection, id: &str) -> Result<Vec<GateRule>, ApiError> {
+    let result = db
+        .execute(
+            "SELECT g.rule AS rule FROM gate_rules g JOIN videos v
+               ON v.id = g.video_id AND g.version = v.gate_version
+             WHERE v.id = ? ORDER BY g.position",
+            &[text(id)],
+        )
+        .map_err(db_error)?;
+    result
+        .rows()
+        .map(|row| {
+            serde_json::from_str(row.get::<&str>("rule").unwrap_or_default())
+                .map_err(|e| db_error(format!("stored gate rule unreadable: {e}")))
+        })
+        .collect()
+}
+
+pub fn renditions_of(db: &Connection, id: &str) -> Result<Vec<Rendition>, ApiError> {
+    let result = db
+        .execute(
+            "SELECT rendition FROM renditions WHERE video_id = ? ORDER BY position",
+            &[text(id)],
+        )
+        .map_err(db_error)?;
+    result
+        .rows()
+        .map(|row| {
+            serde_json::from_str(row.get::<&str>("rendition").unwrap_or_default())
+                .map_err(|e| db_error(format!("stored rendition unreadable: {e}")))
+        })
+        .collect()
+}
+
+/// The video with its gate and renditions, or 404.
+pub fn video(db: &Connection, id: &str) -> Result<Video, ApiError> {
+    let result = db
+        .execute(
+            &format!("SELECT {VIDEO_COLUMNS} FROM videos WHERE id = ?"),
+            &[text(id)],
+        )
+        .map_err(db_error)?;
+    let mut video = result
+        .rows()
+        .next()
+        .map(|row| video_from(&row))
+        .ok_or_else(|| ApiError::not_found(format!("no video `{id}`")))?;
+    video.gate = gate_of(db, id)?;
+    video.renditions = renditions_of(db, id)?
+        .into_iter()
+        .map(|r| RenditionSummary {
+            name: r.name,
+            width: r.width,
+            height: r.height,
+            bandwidth: r.bandwidth,
+            average_bandwidth: r.average_bandwidth,
+            frame_rate: r.frame_rate,
+            codecs: r.codecs,
+        })
+        .collect();
+    Ok(video)
+}
+
+pub struct ListQuery {
+    pub owner: Option<String>,
+    pub status: Option<VideoStatus>,
+    pub limit: i64,
+    pub after: Option<(i64, String)>,
+}
+
+/// Newest first; `limit + 1` rows are read to know whether there is a next page.
+pub fn list(db: &Connection, q: &ListQuery) -> Result<(Vec<Video>, bool), ApiError> {
+    let mut sql = format!("SELECT {VIDEO_COLUMNS} FROM videos WHERE 1 = 1");
+    let mut params = Vec::new();
+    if let Some(owner) = &q.owner {
+        sql.push_str(" AND owner = ?");
+        params.push(text(owner));
+    }
+    if let Some(status) = q.status {
+        sql.push_str(" AND status = ?");
+        params.push(text(status.as_str()));
+    }
+    if let Some((at, id)) = &q.after {
+        sql.push_str(" AND (created_at < ? OR (created_at = ? AND id < ?))");
+        params.extend([Value::Integer(*at), Value::Integer(*at), text(id)]);
+    }
+    sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
+    params.push(Value::Integer(q.limit + 1));
+    let result = db.execute(&sql, &params).map_err(db_error)?;
+    let mut videos: Vec<Video> = result.rows().map(|row| video_from(&row)).collect();
+    let more = videos.len() as i64 > q.limit;
+    videos.truncate(q.limit as usize);
+    for video in &mut videos {
+        video.gate = gate_of(db, &video.id)?;
+    }
+    Ok((videos, more))
+}
+
+/// Moves a video to `next` if its current status allows it; true if this call moved it.
+pub fn advance(db: &Connection, id: &str, next: VideoStatus, now: i64) -> Result<bool, ApiError> {
+    let allowed = VideoStatus::allowed_before(next);
+    let placeholders = vec!["?"; allowed.len()].join(", ");
+    let mut params = vec![text(next.as_str()), Value::Integer(now), text(id)];
+    params.extend(allowed.iter().map(|s| text(s)));
+    db.execute(
+        &format!("UPDATE videos SET status = ?, updated_at = ? WHERE id = ? AND status IN ({placeholders})"),
+        &params,
+    )
+    .map_err(db_error)?;
+    Ok(db.changes() == 1)
+}
+
+pub fn set_field(
+    db: &Connection,
+    id: &str,
+    column: &'static str,
+    value: Value,
+) -> Result<(), ApiError> {
+    db.execute(
+        &format!("UPDATE videos SET {column} = ? WHERE id = ?"),
+        &[value, text(id)],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
+pub fn replace_renditions(
+    db: &Connection,
+    id: &str,
+    renditions: &[Rendition],
+) -> Result<(), ApiError> {
+    db.execute("DELETE FROM renditions WHERE video_id = ?", &[text(id)])
+        .map_err(db_error)?;
+    for (position, r) in renditions.iter().enumerate() {
+        db.execute(
+            "INSERT INTO renditions (video_id, position, name, rendition) VALUES (?, ?, ?, ?)",
+            &[
+                text(id),
+                Value::Integer(position as i64),
+                text(&r.name),
+                Value::Text(serde_json::to_string(r).map_err(db_error)?),
+            ],
+        )
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+pub fn delete_video(db: &Connection, id: &str) -> Result<(), ApiError> {
+    // The row first: once it is gone the video is gone for every reader; the rest is cleanup.
+    db.execute("DELETE FROM videos WHERE id = ?", &[text(id)])
+        .map_err(db_error)?;
+    for table in ["gate_rules", "renditions"] {
+        db.execute(
+            &format!("DELETE FROM {table} WHERE video_id = ?"),
+            &[text(id)],
+        )
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+pub fn event_seen(db: &Connection, event_id: &str) -> Result<bool, ApiError> {
+    let result = db
+        .execute(
+            "SELECT 1 AS seen FROM applied_events WHERE id = ?",
+            &[text(event_id)],
+        )
+        .map_err(db_error)?;
+    let seen = !result.rows.is_empty();
+    Ok(seen)
+}
+
+pub fn record_event(
+    db: &Connection,
+    event_id: &str,
+    video_id: &str,
+    kind: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    db.execute(
+        "INSERT OR IGNORE INTO applied_events (id, video_id, type, received_at) VALUES (?, ?, ?, ?)",
+        &[text(event_id), text(video_id), text(kind), Value::Integer(now)],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
+pub fn record_job(
+    db: &Connection,
+    video_id: &str,
+    stream_id: &str,
+    action: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    db.execute(
+        "INSERT INTO jobs (video_id, stream_id, action, enqueued_at) VALUES (?, ?, ?, ?)",
+        &[
+            text(video_id),
+            text(stream_id),
+            text(action),
+            Value::Integer(now),
+        ],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! Configuration shared by both roles: the events secret and the keys derived from it, and the
+//! checks that turn a missing prerequisite into a sentence at start-up rather than a failed job.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use streamgate_core::keys;
+
+/// The keys derived from `events_secret` (and its previous value during rotation).
+#[derive(Clone)]
+pub struct Keys {
+    /// Signs events (purpose `events`).
+    pub events: [u8; 32],
+    /// Checks upload tokens (purpose `upload`): current first, then previous.
+    pub upload: Vec<[u8; 32]>,
+}
+
+impl Keys {
+    pub fn from_secrets(current: Option<&str>, previous: Option<&str>) -> Result<Keys> {
+        let current = current.map(str::trim).filter(|s| !s.is_empty());
+        let Some(current) = current else {
+            bail!(
+                "no events secret: set STREAMGATE_EVENTS_SECRET (or --events-secret) to the Spin \
+                 app's events_secret (scripts/up generates one in .spin/secrets.env)"
+            );
+        };
+        let mut upload = vec![keys::derive(current, "upload")];
+        if let Some(previous) = previous.map(str::trim).filter(|s| !s.is_empty()) {
+            upload.push(keys::derive(previous, "upload"));
+        }
+        Ok(Keys {
+            events: keys::derive(current, "events"),
+            upload,
+        })
+    }
+
+    pub fn upload_refs(&self) -> Vec<&[u8]> {
+        self.upload.iter().map(|k| k.as_slice()).collect()
+    }
+}
+
+/// Fails with a message naming the fix when ffmpeg or ffprobe cannot be run.
+pub fn check_ffmpeg(ffmpeg: &Path, ffprobe: &Path) -> Result<()> {
+    for tool in [ffmpeg, ffprobe] {
+        let out = Command::new(tool).arg("-version").output().with_context(|| {
+            format!(
+                "cannot run {}: ffmpeg is not installed or not on PATH; run scripts/up (it \
+                 installs the Debian package `ffmpeg`) or `apt-get install ffmpeg`",
+                tool.display()
+            )
+        })?;
+        if !out.status.success() {
+            bail!(
+                "{} -version failed ({}); reinstall ffmpeg (scripts/up installs it)",
+                tool.display(),
+                out.status
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Creates `media_dir` and the folders both roles use.
+pub fn prepare_media_dir(media_dir: &Path) -> Result<()> {
+    for sub in ["uploads", "sources", "media", "outbox"] {
+        let dir = media_dir.join(sub);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the media folder {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,12 @@
+//! StreamGate's native side. One binary, two roles (see docs/native-transcoder.md):
+//! `serve` is the tus upload origin (and, later, the media origin), `work` is the ffmpeg queue
+//! worker. They share only the media directory and the signed events they send to the Spin app.
+
+pub mod config;
+pub mod events;
+pub mod fsutil;
+pub mod ladder;
+pub mod server;
+pub mod transcode;
+pub mod tus;
+pub mod worker;
