@@ -12,7 +12,7 @@ use streamgate_spin_app::allowed_hosts::AllowedHosts;
 use streamgate_spin_app::manifest::{AppManifest, HttpRoute};
 use streamgate_spin_app::routing::Router;
 use streamgate_spin_app::variables::{AppVariable, Resolver};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::Engine;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
@@ -171,11 +171,12 @@ fn prepare(
 ) -> anyhow::Result<ProxyPre<RequestState>> {
     if !source.exists() {
         bail!(
-            "component `{id}`: source {} does not exist. Build the components first (scripts/build-components, or `spin build`)",
+            "component `{id}`: source {} does not exist. Build the components first (scripts/up or scripts/test build them; or `spin build`)",
             source.display()
         );
     }
-    let component = Component::from_file(engine, source)
+    let cache = crate::compile_cache::default_dir();
+    let component = crate::compile_cache::load(engine, source, cache.as_deref())
         .map_err(|e| anyhow::anyhow!("component `{id}`: compiling {}: {e:#}", source.display()))?;
     // An import we do not implement surfaces here, with wasmtime naming the interface; say
     // which component and that this host is the reason, rather than a generic link error.

@@ -4,6 +4,7 @@
 
 mod app;
 mod bindings;
+mod compile_cache;
 mod engine;
 mod key_value;
 mod outbound_http;
