@@ -57,7 +57,9 @@ sg_node_setup() {
     want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         sg_log "installing the end-to-end tests' npm packages (tests/node: npm ci)"
-        (cd "$dir" && npm ci --no-audit --no-fund)
+        # No install scripts: the one there is (@foundry-rs/anvil) only links the binary that its
+        # platform package already ships, and the tests run that binary directly.
+        (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund)
         echo "$want" > "$stamp"
     fi
     if ! command -v python3 >/dev/null 2>&1; then
@@ -66,7 +68,7 @@ sg_node_setup() {
     fi
     if ! python3 -c 'import eth_account' 2>/dev/null; then
         sg_log "installing Python eth-account (tests/python)"
-        python3 -m pip install --quiet -r "$SG_ROOT/tests/python/requirements.txt"
+        python3 -m pip install --quiet --root-user-action=ignore -r "$SG_ROOT/tests/python/requirements.txt"
     fi
 }
 

@@ -139,8 +139,13 @@ describe('the nonce', () => {
 });
 
 describe('the signature', () => {
-  test('by another key: 401 bad_signature', async () => {
-    assertError((await attempt({}, { by: viemSigner() })).res, 401, 'bad_signature');
+  test('by another key: 401 bad_signature, and the nonce is still the owner’s to use', async () => {
+    const { host } = stack;
+    const signer = viemSigner();
+    const refused = await attempt({}, { signer, by: viemSigner() });
+    assertError(refused.res, 401, 'bad_signature');
+    const res = await verify(host.base, refused.message, await signer.sign(refused.message));
+    assert.equal(res.status, 200, `the genuine signature after a forged one: ${res.status} ${res.text}`);
   });
 
   test('over another text than the one sent: 401 bad_signature', async () => {
@@ -228,6 +233,54 @@ describe('the request', () => {
     assert.notEqual(res.status, 413, `a 60 KiB body is within the limit: ${res.status} ${res.text}`);
     assert.equal(res.status, 400, res.text);
   });
+
+  // KNOWN HOST DEFECT, hence `todo` (reported, not counted as a failure): for a body streamed
+  // without Content-Length, the host answers 413 as soon as the limit is passed and closes the
+  // connection with the rest of the body unread, so the kernel resets it (RFC 9112 §9.6, the "TCP
+  // reset problem") and the client often gets EPIPE/ECONNRESET instead of the answer (measured:
+  // ~50 % of 256 KiB verify bodies, ~60 % of 64 KiB nonce bodies, with fetch and with a raw
+  // socket). With Content-Length (the test above) the 413 always arrives. Drop `todo` once the
+  // host drains or lingers before closing.
+  test(
+    'too large without a Content-Length (chunked): every attempt gets 413 payload_too_large',
+    { todo: 'host closes without draining the request body: the 413 is often lost to a reset' },
+    async () => {
+      const { host } = stack;
+      const chunk = new TextEncoder().encode('x'.repeat(4096));
+      for (const [route, size] of [
+        ['/api/v1/auth/verify', 80 * 1024],
+        ['/api/v1/auth/verify', 256 * 1024],
+        ['/api/v1/auth/nonce', 8 * 1024],
+        ['/api/v1/auth/nonce', 64 * 1024],
+      ]) {
+        for (let attempt = 1; attempt <= 5; attempt++) {
+          let sent = 0;
+          const body = new ReadableStream({
+            pull(controller) {
+              if (sent >= size) return controller.close();
+              sent += chunk.length;
+              controller.enqueue(chunk);
+            },
+          });
+          let res;
+          try {
+            const r = await fetch(new URL(route, host.base), {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body,
+              duplex: 'half',
+              signal: AbortSignal.timeout(30_000),
+            });
+            const text = await r.text();
+            res = { status: r.status, headers: r.headers, text, json: JSON.parse(text) };
+          } catch (e) {
+            assert.fail(`${route}, ${size} bytes chunked, attempt ${attempt}: no answer (${e.cause?.code ?? e.message})`);
+          }
+          assertError(res, 413, 'payload_too_large');
+        }
+      }
+    },
+  );
 
   test('wrong method: 405 method_not_allowed', async () => {
     const { host } = stack;

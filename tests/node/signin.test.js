@@ -60,13 +60,13 @@ async function assertSignedIn(host, session, address) {
 
 test('nonce: 22 alphanumerics, fresh each time, valid for 300 s, with or without an address', async () => {
   const { host } = stack;
-  const before = now();
+  const t0 = now();
   const a = await getNonce(host.base);
   const b = await getNonce(host.base, {});
   const c = await getNonce(host.base, { address: privateKeyToAccount(viemSigner().key).address });
   assert.equal(new Set([a.nonce, b.nonce, c.nonce]).size, 3, 'nonces never repeat');
   for (const n of [a, b, c]) {
-    const lifetime = rfc3339Seconds(n.expires_at) - before;
+    const lifetime = rfc3339Seconds(n.expires_at) - t0;
     assert.ok(lifetime >= 295 && lifetime <= 305, `nonce lifetime ${lifetime} s, expected 300 s`);
   }
 });

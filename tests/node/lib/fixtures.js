@@ -13,10 +13,11 @@ import { fileURLToPath } from 'node:url';
 export const NODE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const REPO_ROOT = path.resolve(NODE_DIR, '..', '..');
 
-// npm here does not run install scripts, so @foundry-rs/anvil's launcher is not set up: use the
-// binary that its platform package ships.
+// Installed with --ignore-scripts, so @foundry-rs/anvil's launcher is not set up: use the binary
+// that its platform package (an optional dependency) ships.
+const PLATFORM = `${process.platform}-${{ x64: 'amd64', arm64: 'arm64' }[process.arch] ?? process.arch}`;
 export const ANVIL_BIN =
-  process.env.ANVIL_BIN ?? path.join(NODE_DIR, 'node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil');
+  process.env.ANVIL_BIN ?? path.join(NODE_DIR, `node_modules/@foundry-rs/anvil-${PLATFORM}/bin/anvil`);
 export const HOST_BIN = process.env.STREAMGATE_HOST_BIN ?? path.join(REPO_ROOT, 'target/release/streamgate-host');
 export const MANIFEST = path.join(REPO_ROOT, 'spin.toml');
 export const CHAIN_ID = 31337; // anvil's default
@@ -26,6 +27,7 @@ const KEEP_STATE = Boolean(process.env.SG_KEEP_TEST_STATE);
 // ---- every child this process started is killed when it exits, whatever the reason ----
 
 const children = new Set();
+const tempDirs = new Set();
 
 function killAll() {
   for (const child of children) {
@@ -36,6 +38,10 @@ function killAll() {
     }
   }
   children.clear();
+  if (!KEEP_STATE) {
+    for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+  }
+  tempDirs.clear();
 }
 
 process.on('exit', killAll);
@@ -46,9 +52,13 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 
+// Children and their pipes do not keep this process alive: a test that hangs or forgets to stop
+// them still lets the file's process end, and the exit hook above kills them.
 function track(child) {
   children.add(child);
   child.once('exit', () => children.delete(child));
+  child.unref();
+  for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.unref?.();
   return child;
 }
 
@@ -86,8 +96,11 @@ export function freePort() {
 /** A loopback port that refuses connections (nothing listens there). */
 export const closedPort = freePort;
 
+/** A fresh directory under the system temp dir, removed when this process exits. */
 export function tempDir(prefix) {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `streamgate-${prefix}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `streamgate-${prefix}-`));
+  tempDirs.add(dir);
+  return dir;
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

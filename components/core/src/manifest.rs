@@ -1,0 +1,232 @@
+//! HLS and DASH manifests, rendered from a video's stored rendition list (never from request
+//! parameters), with the signed token on every URI so players that cannot add headers
+//! (Safari, AVPlayer, ffmpeg) work.
+
+use std::fmt::Write as _;
+
+use crate::video::Rendition;
+
+/// Where things are served and the token that opens them.
+pub struct Links<'a> {
+    pub video_id: &'a str,
+    /// The media origin (or CDN) base URL, e.g. `http://127.0.0.1:3001`.
+    pub media_base: &'a str,
+    /// The `hdnts` token value.
+    pub token: &'a str,
+}
+
+impl Links<'_> {
+    fn media(&self, path: &str) -> String {
+        format!(
+            "{}/media/{}/{path}?hdnts={}",
+            self.media_base.trim_end_matches('/'),
+            self.video_id,
+            self.token
+        )
+    }
+}
+
+/// Variants in a fixed order: highest bandwidth first, then by name.
+fn ordered(renditions: &[Rendition]) -> Vec<&Rendition> {
+    let mut v: Vec<&Rendition> = renditions.iter().collect();
+    v.sort_by(|a, b| {
+        b.bandwidth
+            .cmp(&a.bandwidth)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    v
+}
+
+/// `master.m3u8`: one `#EXT-X-STREAM-INF` per rendition; media playlists are relative to it
+/// (same directory, `/stream/<id>/`), carrying the token.
+pub fn hls_master(renditions: &[Rendition], token: &str) -> String {
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    for r in ordered(renditions) {
+        let _ = writeln!(
+            out,
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},RESOLUTION={}x{},FRAME-RATE={:.3},CODECS=\"{}\"\n{}.m3u8?hdnts={token}",
+            r.bandwidth, r.average_bandwidth, r.width, r.height, r.frame_rate, r.codecs, r.name
+        );
+    }
+    out
+}
+
+/// A rendition's media playlist: exact `#EXTINF`s, `#EXT-X-TARGETDURATION` the ceiling of the
+/// longest segment, the fMP4 init segment in `#EXT-X-MAP`.
+pub fn hls_media(r: &Rendition, links: &Links<'_>) -> String {
+    let longest = r
+        .segments
+        .iter()
+        .map(|s| s.duration)
+        .fold(0.0_f64, f64::max);
+    let mut out = format!(
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"{}\"\n",
+        longest.ceil() as u64,
+        links.media(&r.init)
+    );
+    for s in &r.segments {
+        let _ = writeln!(out, "#EXTINF:{:.6},\n{}", s.duration, links.media(&s.uri));
+    }
+    out.push_str("#EXT-X-ENDLIST\n");
+    out
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// ISO 8601 duration with millisecond precision.
+fn iso_duration(seconds: f64) -> String {
+    format!("PT{:.3}S", seconds)
+}
+
+/// A static DASH MPD over the same CMAF segments: one adaptation set, a representation per
+/// rendition, `SegmentList` + `SegmentTimeline` (segment durations differ at the end).
+pub fn dash_mpd(renditions: &[Rendition], links: &Links<'_>) -> String {
+    const TIMESCALE: f64 = 1000.0;
+    let duration = renditions
+        .iter()
+        .map(|r| r.segments.iter().map(|s| s.duration).sum::<f64>())
+        .fold(0.0_f64, f64::max);
+    let max_segment = renditions
+        .iter()
+        .flat_map(|r| r.segments.iter().map(|s| s.duration))
+        .fold(0.0_f64, f64::max);
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" type=\"static\" mediaPresentationDuration=\"{}\" maxSegmentDuration=\"{}\" minBufferTime=\"PT2.000S\">\n  <Period id=\"0\" start=\"PT0.000S\">\n    <AdaptationSet id=\"0\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\">\n",
+        iso_duration(duration),
+        iso_duration(max_segment)
+    );
+    for r in ordered(renditions) {
+        let _ = writeln!(
+            out,
+            "      <Representation id=\"{}\" bandwidth=\"{}\" width=\"{}\" height=\"{}\" frameRate=\"{}\" codecs=\"{}\">\n        <SegmentList timescale=\"{}\">\n          <Initialization sourceURL=\"{}\"/>\n          <SegmentTimeline>",
+            xml_escape(&r.name),
+            r.bandwidth,
+            r.width,
+            r.height,
+            frame_rate(r.frame_rate),
+            xml_escape(&r.codecs),
+            TIMESCALE as u64,
+            xml_escape(&links.media(&r.init))
+        );
+        // Start times from the summed durations, so rounding never accumulates drift.
+        let mut elapsed = 0.0;
+        for s in &r.segments {
+            let start = (elapsed * TIMESCALE).round() as u64;
+            elapsed += s.duration;
+            let end = (elapsed * TIMESCALE).round() as u64;
+            let _ = writeln!(out, "            <S t=\"{start}\" d=\"{}\"/>", end - start);
+        }
+        out.push_str("          </SegmentTimeline>\n");
+        for s in &r.segments {
+            let _ = writeln!(
+                out,
+                "          <SegmentURL media=\"{}\"/>",
+                xml_escape(&links.media(&s.uri))
+            );
+        }
+        out.push_str("        </SegmentList>\n      </Representation>\n");
+    }
+    out.push_str("    </AdaptationSet>\n  </Period>\n</MPD>\n");
+    out
+}
+
+/// DASH writes frame rates as integers or fractions (`30000/1001`).
+fn frame_rate(fps: f64) -> String {
+    if (fps - fps.round()).abs() < 1e-3 {
+        format!("{}", fps.round() as u64)
+    } else {
+        format!("{}/1001", (fps * 1001.0).round() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::video::Segment;
+
+    fn rendition(name: &str, height: u32, bandwidth: u64, durations: &[f64]) -> Rendition {
+        Rendition {
+            name: name.into(),
+            width: height * 16 / 9,
+            height,
+            bandwidth,
+            average_bandwidth: bandwidth * 9 / 10,
+            frame_rate: 30.0,
+            codecs: "avc1.64001f,mp4a.40.2".into(),
+            init: format!("{name}/init.mp4"),
+            segments: durations
+                .iter()
+                .enumerate()
+                .map(|(i, d)| Segment {
+                    uri: format!("{name}/seg_{:05}.m4s", i + 1),
+                    duration: *d,
+                })
+                .collect(),
+        }
+    }
+
+    fn links() -> Links<'static> {
+        Links {
+            video_id: "vid",
+            media_base: "http://cdn.test/",
+            token: "st=1~exp=2~acl=/x/*~hmac=ab",
+        }
+    }
+
+    #[test]
+    fn master_lists_every_variant_in_a_fixed_order_with_the_token() {
+        let m = hls_master(
+            &[
+                rendition("360p", 360, 800_000, &[4.0]),
+                rendition("720p", 720, 2_800_000, &[4.0]),
+            ],
+            "T",
+        );
+        assert_eq!(
+            m,
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=2800000,AVERAGE-BANDWIDTH=2520000,RESOLUTION=1280x720,FRAME-RATE=30.000,CODECS=\"avc1.64001f,mp4a.40.2\"\n720p.m3u8?hdnts=T\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=800000,AVERAGE-BANDWIDTH=720000,RESOLUTION=640x360,FRAME-RATE=30.000,CODECS=\"avc1.64001f,mp4a.40.2\"\n360p.m3u8?hdnts=T\n"
+        );
+    }
+
+    #[test]
+    fn media_playlist_has_exact_durations_target_map_and_endlist() {
+        let p = hls_media(&rendition("720p", 720, 1, &[4.0, 4.004, 1.5]), &links());
+        assert!(
+            p.contains("#EXT-X-TARGETDURATION:5\n"),
+            "ceiling of 4.004: {p}"
+        );
+        assert!(p.contains("#EXT-X-MAP:URI=\"http://cdn.test/media/vid/720p/init.mp4?hdnts=st=1~exp=2~acl=/x/*~hmac=ab\"\n"));
+        assert!(p.contains("#EXTINF:4.004000,\nhttp://cdn.test/media/vid/720p/seg_00002.m4s?hdnts=st=1~exp=2~acl=/x/*~hmac=ab\n"));
+        assert!(p.contains("#EXTINF:1.500000,\n"));
+        assert!(p.ends_with("#EXT-X-ENDLIST\n"));
+        assert_eq!(p.matches("#EXTINF").count(), 3);
+        for line in p.lines().filter(|l| !l.starts_with('#')) {
+            assert!(
+                line.contains("?hdnts="),
+                "every URI carries the token: {line}"
+            );
+        }
+    }
+
+    #[test]
+    fn mpd_timeline_matches_segments_without_drift() {
+        let mpd = dash_mpd(
+            &[rendition("360p", 360, 800_000, &[4.0, 4.0, 1.333])],
+            &links(),
+        );
+        assert!(mpd.contains("mediaPresentationDuration=\"PT9.333S\""));
+        assert!(mpd.contains("<S t=\"0\" d=\"4000\"/>"));
+        assert!(mpd.contains("<S t=\"8000\" d=\"1333\"/>"));
+        assert!(mpd.contains("<Initialization sourceURL=\"http://cdn.test/media/vid/360p/init.mp4?hdnts=st=1~exp=2~acl=/x/*~hmac=ab\"/>"));
+        assert_eq!(mpd.matches("<SegmentURL").count(), 3);
+        assert!(mpd.contains("frameRate=\"30\""));
+        assert_eq!(frame_rate(29.97), "30000/1001");
+    }
+}
