@@ -9,6 +9,7 @@ mod engine;
 mod key_value;
 mod outbound_http;
 mod redis;
+mod request_body;
 mod response_body;
 mod runtime_config;
 mod server;

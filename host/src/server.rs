@@ -173,6 +173,7 @@ impl Server {
         );
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let prepared = (|| {
+            let req = req.map(crate::request_body::DrainOnDrop::new);
             let request = store
                 .data_mut()
                 .http()
