@@ -2,7 +2,7 @@
 # Everything here is idempotent: on a machine that already has what it needs, it does nothing.
 
 SG_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SG_WASM_PACKAGES=(health auth metadata probe uses-llm)
+SG_WASM_PACKAGES=(health auth metadata playback manifest probe uses-llm)
 # faketime: the sign-in tests shift one host's clock to see a nonce expire (tests/node).
 # ffmpeg (with ffprobe): the native transcoder's worker and its tests (native-transcoder).
 SG_APT_PACKAGES=(redis-server wrk faketime ffmpeg)

@@ -220,7 +220,8 @@ pub fn validate_renditions(renditions: &[Rendition]) -> Result<(), ApiError> {
                 r.name
             )));
         }
-        if r.width == 0 || r.height == 0 || r.bandwidth == 0 || !(r.frame_rate > 0.0) {
+        let fps_ok = r.frame_rate.is_finite() && r.frame_rate > 0.0;
+        if r.width == 0 || r.height == 0 || r.bandwidth == 0 || !fps_ok {
             return Err(bad(format!(
                 "rendition `{}` has a zero size, bandwidth or frame rate",
                 r.name

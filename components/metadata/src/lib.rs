@@ -3,7 +3,6 @@
 
 mod events;
 mod queue;
-mod schema;
 mod store;
 
 use serde::{Deserialize, Serialize};

@@ -17,11 +17,7 @@ fn text(s: &str) -> Value {
     Value::Text(s.to_string())
 }
 
-pub fn open() -> Result<Connection, ApiError> {
-    let db = Connection::open_default().map_err(db_error)?;
-    streamgate_spin::migrations::migrate(&db, "metadata", crate::schema::MIGRATIONS)?;
-    Ok(db)
-}
+pub use streamgate_spin::video_schema::{gate_of, open, renditions_of};
 
 /// A rendition as listed on a video (segment lists stay internal: the manifests use them).
 #[derive(Serialize)]
@@ -162,40 +158,6 @@ pub fn replace_gate(
     )
     .map_err(db_error)?;
     Ok(())
-}
-
-fn gate_of(db: &Connection, id: &str) -> Result<Vec<GateRule>, ApiError> {
-    let result = db
-        .execute(
-            "SELECT g.rule AS rule FROM gate_rules g JOIN videos v
-               ON v.id = g.video_id AND g.version = v.gate_version
-             WHERE v.id = ? ORDER BY g.position",
-            &[text(id)],
-        )
-        .map_err(db_error)?;
-    result
-        .rows()
-        .map(|row| {
-            serde_json::from_str(row.get::<&str>("rule").unwrap_or_default())
-                .map_err(|e| db_error(format!("stored gate rule unreadable: {e}")))
-        })
-        .collect()
-}
-
-pub fn renditions_of(db: &Connection, id: &str) -> Result<Vec<Rendition>, ApiError> {
-    let result = db
-        .execute(
-            "SELECT rendition FROM renditions WHERE video_id = ? ORDER BY position",
-            &[text(id)],
-        )
-        .map_err(db_error)?;
-    result
-        .rows()
-        .map(|row| {
-            serde_json::from_str(row.get::<&str>("rendition").unwrap_or_default())
-                .map_err(|e| db_error(format!("stored rendition unreadable: {e}")))
-        })
-        .collect()
 }
 
 /// The video with its gate and renditions, or 404.

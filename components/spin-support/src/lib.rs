@@ -5,9 +5,11 @@
 pub mod chain;
 pub mod config;
 pub mod migrations;
+pub mod playback_keys;
 pub mod request;
 pub mod response;
 pub mod session;
+pub mod video_schema;
 
 /// Seconds since the Unix epoch, from the host's wall clock.
 pub fn now() -> i64 {

@@ -1,0 +1,102 @@
+//! `GET /stream/{id}/master.m3u8`, `/stream/{id}/{rendition}.m3u8`, `/stream/{id}/manifest.mpd`:
+//! playlists rendered from the video's stored renditions, each URI carrying the same signed
+//! token (`hdnts`), which is checked here first: missing, tampered, expired or another video's
+//! token is 403; an unknown video 404; a video not ready 409.
+
+use spin_sdk::http::{IncomingRequest, Method, Response};
+use spin_sdk::http_component;
+use streamgate_core::api_error::ApiError;
+use streamgate_core::edge_token;
+use streamgate_core::manifest::{self, Links};
+use streamgate_core::video::VideoStatus;
+use streamgate_spin::playback_keys::PlaybackKeys;
+use streamgate_spin::request::ApiRequest;
+use streamgate_spin::{config, now, response, video_schema};
+
+#[http_component]
+fn handle(req: IncomingRequest) -> Response {
+    let request = ApiRequest::head(&req);
+    let outcome = match request.method {
+        Method::Get | Method::Head => serve(&request),
+        Method::Options => Ok(cors(Response::builder().status(204).build())),
+        _ => Err(ApiError::method_not_allowed()),
+    };
+    match outcome {
+        Ok(response) => response,
+        Err(e) => cors(response::error(&e)),
+    }
+}
+
+/// Browser players (hls.js, dash.js) fetch playlists cross-origin.
+fn cors(mut response: Response) -> Response {
+    response.set_header("access-control-allow-origin", "*");
+    response.set_header("access-control-allow-methods", "GET, HEAD, OPTIONS");
+    response
+}
+
+fn token(query: &str) -> &str {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("hdnts="))
+        .unwrap_or_default()
+}
+
+fn serve(request: &ApiRequest) -> Result<Response, ApiError> {
+    let segments: Vec<&str> = request.path.split('/').skip(1).collect();
+    let ["stream", id, file] = segments.as_slice() else {
+        return Err(ApiError::not_found("no such stream resource"));
+    };
+    let token = token(&request.query);
+    let keys = PlaybackKeys::load()?;
+    edge_token::verify(token, &keys.all(), &request.path, now())
+        .map_err(|e| ApiError::new(403, e.code(), e.to_string()))?;
+
+    let db = video_schema::open()?;
+    let video = video_schema::playable(&db, id)?;
+    if video.status != VideoStatus::Ready.as_str() {
+        return Err(ApiError::new(
+            409,
+            "not_ready",
+            format!("the video is `{}`, not ready to play", video.status),
+        ));
+    }
+    let renditions = video_schema::renditions_of(&db, id)?;
+    let media_base = config::get("media_base_url")?;
+    let links = Links {
+        video_id: id,
+        media_base: &media_base,
+        token,
+    };
+
+    let (content_type, body) = if *file == "master.m3u8" {
+        (
+            "application/vnd.apple.mpegurl",
+            manifest::hls_master(&renditions, token),
+        )
+    } else if *file == "manifest.mpd" {
+        (
+            "application/dash+xml",
+            manifest::dash_mpd(&renditions, &links),
+        )
+    } else if let Some(name) = file.strip_suffix(".m3u8") {
+        let rendition = renditions
+            .iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| ApiError::not_found(format!("no rendition `{name}`")))?;
+        (
+            "application/vnd.apple.mpegurl",
+            manifest::hls_media(rendition, &links),
+        )
+    } else {
+        return Err(ApiError::not_found("no such stream resource"));
+    };
+    Ok(cors(
+        Response::builder()
+            .status(200)
+            .header("content-type", content_type)
+            // The URL carries a viewer's token: caches may keep it only for that URL, briefly.
+            .header("cache-control", "private, max-age=60")
+            .body(body)
+            .build(),
+    ))
+}

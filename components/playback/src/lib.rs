@@ -1,0 +1,135 @@
+//! `POST /api/v1/videos/{id}/playback`: the gate. The viewer's session names the wallet; the
+//! video's own stored rules (never anything in the request) say what it must hold; the chain
+//! answers (cached briefly in key-value); on success the answer is signed HLS and DASH URLs.
+
+mod holdings;
+
+use serde::Serialize;
+use spin_sdk::http::{IncomingRequest, Method, Response};
+use spin_sdk::http_component;
+use spin_sdk::key_value::Store;
+use streamgate_core::api_error::ApiError;
+use streamgate_core::edge_token::{self, EdgeToken};
+use streamgate_core::gate::{self, CacheTtl, Holding};
+use streamgate_core::siwe::rfc3339_utc;
+use streamgate_core::video::VideoStatus;
+use streamgate_spin::chain::HttpChainReader;
+use streamgate_spin::playback_keys::PlaybackKeys;
+use streamgate_spin::request::ApiRequest;
+use streamgate_spin::{config, now, response, video_schema};
+
+/// The body is ignored (rules come from storage); a small limit keeps it from costing anything.
+const BODY_LIMIT: usize = 4 * 1024;
+
+#[http_component]
+async fn handle(req: IncomingRequest) -> Response {
+    let head = ApiRequest::head(&req);
+    let path = head.path.clone();
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let outcome = match (&head.method, segments.as_slice()) {
+        (Method::Post, ["api", "v1", "videos", id, "playback"]) => {
+            match head.read_body(req, BODY_LIMIT).await {
+                Ok(request) => playback(&request, id).await,
+                Err(e) => Err(e),
+            }
+        }
+        (_, ["api", "v1", "videos", _, "playback"]) => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::not_found("no such endpoint")),
+    };
+    outcome.unwrap_or_else(|e| response::error(&e))
+}
+
+#[derive(Serialize)]
+struct Playback {
+    hls: String,
+    dash: String,
+    expires_at: String,
+}
+
+fn seconds(variable: &'static str) -> Result<i64, ApiError> {
+    let value = config::get(variable)?;
+    value
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|s| *s >= 0)
+        .ok_or_else(|| {
+            ApiError::new(
+                503,
+                "server_misconfigured",
+                format!("`{variable}` must be a number of seconds, got `{value}`"),
+            )
+        })
+}
+
+async fn playback(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
+    let now = now();
+    let kv = Store::open_default().map_err(|e| {
+        ApiError::new(
+            503,
+            "store_unavailable",
+            format!("the key-value store did not open: {e:?}"),
+        )
+    })?;
+    let session = streamgate_spin::session::authenticate(
+        request.header("authorization"),
+        &streamgate_spin::session::keys()?,
+        &kv,
+        now,
+    )?;
+    let keys = PlaybackKeys::load()?;
+    let db = video_schema::open()?;
+    let video = video_schema::playable(&db, id)?;
+    if video.status != VideoStatus::Ready.as_str() {
+        return Err(ApiError::new(
+            409,
+            "not_ready",
+            format!("the video is `{}`, not ready to play", video.status),
+        ));
+    }
+
+    let viewer = session.address;
+    let is_owner = video.owner.eq_ignore_ascii_case(&viewer.to_checksum(None));
+    if !is_owner && !video.gate.is_empty() {
+        let ttl = CacheTtl {
+            positive_secs: seconds("gate_cache_positive_secs")?,
+            negative_secs: seconds("gate_cache_negative_secs")?,
+        };
+        let reader = HttpChainReader::new(streamgate_core::config::chain_rpc_urls(&config::get(
+            "chain_rpc_urls",
+        )?)?);
+        let mut outcomes = Vec::with_capacity(video.gate.len());
+        for rule in &video.gate {
+            let holding = Holding::of(rule, viewer)?;
+            let outcome = holdings::holds(&kv, &reader, &holding, ttl, now).await;
+            let admitted = matches!(outcome, Ok(true));
+            outcomes.push(outcome);
+            if admitted {
+                break;
+            }
+        }
+        gate::verdict(&outcomes)?;
+    }
+
+    let expires = now + seconds("playback_token_secs")?;
+    let token = edge_token::sign(
+        &EdgeToken {
+            start: now,
+            expires,
+            acl: vec![format!("/stream/{id}/*"), format!("/media/{id}/*")],
+            // The only binding the EdgeAuth format allows: who the URLs were issued to, signed.
+            data: Some(viewer.to_checksum(None)),
+        },
+        &keys.current,
+    );
+    let base = config::get("stream_base_url")?;
+    let base = base.trim_end_matches('/');
+    Ok(response::json(
+        200,
+        &Playback {
+            hls: format!("{base}/stream/{id}/master.m3u8?hdnts={token}"),
+            dash: format!("{base}/stream/{id}/manifest.mpd?hdnts={token}"),
+            expires_at: rfc3339_utc(expires),
+        },
+    ))
+}

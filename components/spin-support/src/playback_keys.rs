@@ -1,0 +1,35 @@
+//! The signed-URL keys: `playback_secret`, and `playback_secret_previous` during a rotation.
+
+use streamgate_core::api_error::ApiError;
+use streamgate_core::session::MIN_SECRET_BYTES;
+
+use crate::config;
+
+pub struct PlaybackKeys {
+    pub current: Vec<u8>,
+    pub previous: Option<Vec<u8>>,
+}
+
+impl PlaybackKeys {
+    pub fn load() -> Result<Self, ApiError> {
+        let current = config::get("playback_secret")?;
+        if current.len() < MIN_SECRET_BYTES {
+            return Err(ApiError::new(
+                503,
+                "server_misconfigured",
+                format!("`playback_secret` needs at least {MIN_SECRET_BYTES} bytes"),
+            ));
+        }
+        Ok(Self {
+            current: current.into_bytes(),
+            previous: config::optional("playback_secret_previous").map(String::into_bytes),
+        })
+    }
+
+    /// Current first: a token is checked against the key most likely to have signed it.
+    pub fn all(&self) -> Vec<&[u8]> {
+        std::iter::once(self.current.as_slice())
+            .chain(self.previous.as_deref())
+            .collect()
+    }
+}

@@ -1,0 +1,154 @@
+//! The video tables, as versioned migrations (see [`crate::migrations`]). Written by the
+//! metadata component, read by playback and manifest; each opens the database through
+//! [`open`], so whichever runs first brings the schema up to date.
+
+use spin_sdk::sqlite3::Connection;
+use streamgate_core::api_error::ApiError;
+
+use spin_sdk::sqlite3::Value;
+use streamgate_core::video::{GateRule, Rendition};
+
+use crate::migrations::Migration;
+
+/// The migration scope of these tables.
+pub const SCOPE: &str = "metadata";
+
+pub fn open() -> Result<Connection, ApiError> {
+    let db = Connection::open_default().map_err(|e| {
+        ApiError::new(
+            503,
+            "store_unavailable",
+            format!("the video store did not open: {e:?}"),
+        )
+    })?;
+    crate::migrations::migrate(&db, SCOPE, MIGRATIONS)?;
+    Ok(db)
+}
+
+fn read_error(e: impl std::fmt::Debug) -> ApiError {
+    ApiError::new(
+        503,
+        "store_unavailable",
+        format!("the video store failed: {e:?}"),
+    )
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
+/// The video's current gate (see the versioned swap in the schema below).
+pub fn gate_of(db: &Connection, id: &str) -> Result<Vec<GateRule>, ApiError> {
+    let result = db
+        .execute(
+            "SELECT g.rule AS rule FROM gate_rules g JOIN videos v
+               ON v.id = g.video_id AND g.version = v.gate_version
+             WHERE v.id = ? ORDER BY g.position",
+            &[text(id)],
+        )
+        .map_err(read_error)?;
+    result
+        .rows()
+        .map(|row| {
+            serde_json::from_str(row.get::<&str>("rule").unwrap_or_default())
+                .map_err(|e| read_error(format!("stored gate rule unreadable: {e}")))
+        })
+        .collect()
+}
+
+pub fn renditions_of(db: &Connection, id: &str) -> Result<Vec<Rendition>, ApiError> {
+    let result = db
+        .execute(
+            "SELECT rendition FROM renditions WHERE video_id = ? ORDER BY position",
+            &[text(id)],
+        )
+        .map_err(read_error)?;
+    result
+        .rows()
+        .map(|row| {
+            serde_json::from_str(row.get::<&str>("rendition").unwrap_or_default())
+                .map_err(|e| read_error(format!("stored rendition unreadable: {e}")))
+        })
+        .collect()
+}
+
+/// What playback and the manifests need of a video.
+pub struct PlayableVideo {
+    pub owner: String,
+    pub status: String,
+    pub gate: Vec<GateRule>,
+}
+
+/// The video's owner, status and gate, or 404.
+pub fn playable(db: &Connection, id: &str) -> Result<PlayableVideo, ApiError> {
+    let result = db
+        .execute("SELECT owner, status FROM videos WHERE id = ?", &[text(id)])
+        .map_err(read_error)?;
+    let (owner, status) = result
+        .rows()
+        .next()
+        .map(|row| {
+            (
+                row.get::<&str>("owner").unwrap_or_default().to_string(),
+                row.get::<&str>("status").unwrap_or_default().to_string(),
+            )
+        })
+        .ok_or_else(|| ApiError::not_found(format!("no video `{id}`")))?;
+    Ok(PlayableVideo {
+        owner,
+        status,
+        gate: gate_of(db, id)?,
+    })
+}
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    statements: &[
+        "CREATE TABLE IF NOT EXISTS videos (
+            id          TEXT PRIMARY KEY,
+            owner       TEXT NOT NULL,
+            title       TEXT NOT NULL,
+            description TEXT,
+            status      TEXT NOT NULL,
+            error       TEXT,
+            progress    INTEGER,
+            source      TEXT,
+            poster      TEXT,
+            duration    REAL,
+            gate_version INTEGER NOT NULL DEFAULT 0,
+            created_at  INTEGER NOT NULL,
+            updated_at  INTEGER NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS videos_by_created ON videos (created_at DESC, id DESC)",
+        "CREATE INDEX IF NOT EXISTS videos_by_owner ON videos (owner, created_at DESC, id DESC)",
+        // A gate is replaced by writing the new version's rules, then switching
+        // videos.gate_version in one statement: a reader never sees a half-written (and so
+        // possibly empty, i.e. public) gate.
+        "CREATE TABLE IF NOT EXISTS gate_rules (
+            video_id TEXT NOT NULL,
+            version  INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            rule     TEXT NOT NULL,
+            PRIMARY KEY (video_id, version, position)
+        )",
+        "CREATE TABLE IF NOT EXISTS renditions (
+            video_id  TEXT NOT NULL,
+            position  INTEGER NOT NULL,
+            name      TEXT NOT NULL,
+            rendition TEXT NOT NULL,
+            PRIMARY KEY (video_id, position)
+        )",
+        "CREATE TABLE IF NOT EXISTS jobs (
+            video_id    TEXT NOT NULL,
+            stream_id   TEXT NOT NULL,
+            action      TEXT NOT NULL,
+            enqueued_at INTEGER NOT NULL
+        )",
+        "CREATE TABLE IF NOT EXISTS applied_events (
+            id          TEXT PRIMARY KEY,
+            video_id    TEXT NOT NULL,
+            type        TEXT NOT NULL,
+            received_at INTEGER NOT NULL
+        )",
+    ],
+}];
