@@ -21,8 +21,8 @@ impl Keys {
         let current = current.map(str::trim).filter(|s| !s.is_empty());
         let Some(current) = current else {
             bail!(
-                "no events secret: set STREAMGATE_EVENTS_SECRET (or --events-secret) to the Spin \
-                 app's events_secret (scripts/up generates one in .spin/secrets.env)"
+                "no events secret: set STREAMGATE_EVENTS_SECRET (or SPIN_VARIABLE_EVENTS_SECRET) \
+                 to the Spin app's events_secret (scripts/up generates one in .spin/secrets.env)"
             );
         };
         let mut upload = vec![keys::derive(current, "upload")];
@@ -43,13 +43,16 @@ impl Keys {
 /// Fails with a message naming the fix when ffmpeg or ffprobe cannot be run.
 pub fn check_ffmpeg(ffmpeg: &Path, ffprobe: &Path) -> Result<()> {
     for tool in [ffmpeg, ffprobe] {
-        let out = Command::new(tool).arg("-version").output().with_context(|| {
-            format!(
-                "cannot run {}: ffmpeg is not installed or not on PATH; run scripts/up (it \
+        let out = Command::new(tool)
+            .arg("-version")
+            .output()
+            .with_context(|| {
+                format!(
+                    "cannot run {}: ffmpeg is not installed or not on PATH; run scripts/up (it \
                  installs the Debian package `ffmpeg`) or `apt-get install ffmpeg`",
-                tool.display()
-            )
-        })?;
+                    tool.display()
+                )
+            })?;
         if !out.status.success() {
             bail!(
                 "{} -version failed ({}); reinstall ffmpeg (scripts/up installs it)",

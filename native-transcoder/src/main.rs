@@ -1,1 +1,190 @@
-fn main() {}
+//! `native-transcoder serve` (tus upload origin) and `native-transcoder work` (ffmpeg queue
+//! worker). See docs/native-transcoder.md.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use native_transcoder::config::{check_ffmpeg, prepare_media_dir, Keys};
+use native_transcoder::events::EventSender;
+use native_transcoder::server::{serve, ServeConfig};
+use native_transcoder::transcode::Tools;
+use native_transcoder::worker::{WorkConfig, Worker};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "StreamGate's native side: tus upload origin and ffmpeg worker"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The tus 1.0 upload origin.
+    Serve(ServeArgs),
+    /// The transcode worker: consumes streamgate:jobs and drives ffmpeg.
+    Work(WorkArgs),
+}
+
+/// Secrets come from the environment only: a flag would show in `ps` to every local user.
+#[derive(Args)]
+struct Common {
+    /// The media root (uploads/, sources/, media/, outbox/).
+    #[arg(long, env = "STREAMGATE_MEDIA_DIR", default_value = ".spin/media")]
+    media_dir: PathBuf,
+    /// The Spin app's signed-events endpoint.
+    #[arg(
+        long,
+        env = "STREAMGATE_EVENTS_URL",
+        default_value = "http://127.0.0.1:3000/internal/v1/events"
+    )]
+    events_url: String,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, env = "STREAMGATE_LISTEN", default_value = "127.0.0.1:3001")]
+    listen: SocketAddr,
+    /// Largest accepted upload, in bytes (2 GiB by default).
+    #[arg(long, env = "STREAMGATE_MAX_UPLOAD_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
+    max_upload_bytes: u64,
+    /// A PATCH body that sends nothing for this many seconds is cut (its bytes are kept).
+    #[arg(long, env = "STREAMGATE_BODY_IDLE_SECS", default_value_t = 30)]
+    body_idle_secs: u64,
+}
+
+#[derive(Args)]
+struct WorkArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(
+        long,
+        env = "STREAMGATE_REDIS_URL",
+        default_value = "redis://127.0.0.1:6390"
+    )]
+    redis: String,
+    /// Consumer name in the group; unique per worker process.
+    #[arg(long, env = "STREAMGATE_WORKER_NAME")]
+    consumer: Option<String>,
+    /// A job whose worker has not touched it for this long is taken over (XAUTOCLAIM).
+    #[arg(long, env = "STREAMGATE_CLAIM_TIMEOUT_MS", default_value_t = 60_000)]
+    claim_timeout_ms: u64,
+    /// On SIGTERM the current job may run this long before it is handed back.
+    #[arg(long, env = "STREAMGATE_SHUTDOWN_GRACE_SECS", default_value_t = 25.0)]
+    shutdown_grace_secs: f64,
+    /// libx264 preset.
+    #[arg(long, env = "STREAMGATE_X264_PRESET", default_value = "veryfast")]
+    preset: String,
+    #[arg(long, env = "STREAMGATE_FFMPEG", default_value = "ffmpeg")]
+    ffmpeg: PathBuf,
+    #[arg(long, env = "STREAMGATE_FFPROBE", default_value = "ffprobe")]
+    ffprobe: PathBuf,
+}
+
+fn keys() -> Result<Keys> {
+    // STREAMGATE_* first; SPIN_VARIABLE_* as exported by scripts/up work too, so one
+    // secrets file configures both sides.
+    let var = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok());
+    Keys::from_secrets(
+        var(&["STREAMGATE_EVENTS_SECRET", "SPIN_VARIABLE_EVENTS_SECRET"]).as_deref(),
+        var(&[
+            "STREAMGATE_EVENTS_SECRET_PREVIOUS",
+            "SPIN_VARIABLE_EVENTS_SECRET_PREVIOUS",
+        ])
+        .as_deref(),
+    )
+}
+
+/// Flips to true on the first SIGTERM or SIGINT.
+fn shutdown_signal() -> Result<watch::Receiver<bool>> {
+    let (tx, rx) = watch::channel(false);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM"),
+            _ = int.recv() => tracing::info!("SIGINT"),
+        }
+        let _ = tx.send(true);
+    });
+    Ok(rx)
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let keys = keys()?;
+    let mut shutdown = shutdown_signal()?;
+    match cli.command {
+        Command::Serve(a) => {
+            let config = ServeConfig {
+                listen: a.listen,
+                media_dir: a.common.media_dir,
+                max_upload_bytes: a.max_upload_bytes,
+                keys,
+                events_url: a.common.events_url,
+                body_idle_timeout: Duration::from_secs(a.body_idle_secs.max(1)),
+            };
+            serve(config, async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            })
+            .await
+        }
+        Command::Work(a) => {
+            check_ffmpeg(&a.ffmpeg, &a.ffprobe)?;
+            prepare_media_dir(&a.common.media_dir)?;
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "worker".into());
+            let consumer = a.consumer.unwrap_or_else(|| {
+                format!(
+                    "{host}-{}-{}",
+                    std::process::id(),
+                    native_transcoder::fsutil::random_hex(3)
+                )
+            });
+            let config = WorkConfig {
+                media_dir: a.common.media_dir,
+                redis_url: a.redis,
+                events: EventSender::new(&a.common.events_url, keys.events)?,
+                tools: Tools {
+                    ffmpeg: a.ffmpeg,
+                    ffprobe: a.ffprobe,
+                    preset: a.preset,
+                },
+                consumer,
+                claim_timeout: Duration::from_millis(a.claim_timeout_ms.max(300)),
+                shutdown_grace: Duration::from_secs_f64(a.shutdown_grace_secs.max(0.0)),
+            };
+            let worker = Worker::connect(config).await?;
+            let cleaned = worker.clean_leftovers()?;
+            if cleaned > 0 {
+                tracing::info!(cleaned, "removed work directories left by a crash");
+            }
+            println!("native-transcoder worker ready");
+            worker.run(shutdown).await
+        }
+    }
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    if let Err(e) = runtime.block_on(run(cli)) {
+        eprintln!("native-transcoder: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,236 @@
+//! Signed events to the Spin app's `/internal/v1/events` (docs/pipeline.md, "Events").
+//!
+//! Delivery is at-least-once: the sender retries with exponential backoff until the app answers
+//! 2xx, or a 4xx that retrying cannot fix (anything but 401, 408, 429). The receiver is
+//! idempotent by event id, so ids here are deterministic where a retry after a crash must be
+//! recognised as the same event.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde::{Deserialize, Serialize};
+use streamgate_core::event_signature;
+
+use crate::config::now_unix;
+use crate::fsutil;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub video_id: String,
+    pub data: serde_json::Value,
+}
+
+impl Event {
+    pub fn new(id: impl Into<String>, kind: &str, video_id: &str, data: serde_json::Value) -> Self {
+        Event {
+            id: id.into(),
+            kind: kind.to_string(),
+            video_id: video_id.to_string(),
+            data,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Accepted,
+    /// A 4xx that a retry cannot change (e.g. the video was deleted meanwhile).
+    Rejected(u16, String),
+}
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct EventSender {
+    url: Uri,
+    key: [u8; 32],
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl EventSender {
+    pub fn new(url: &str, key: [u8; 32]) -> Result<Self> {
+        let uri: Uri = url
+            .parse()
+            .with_context(|| format!("the events URL {url:?} is not a valid URL"))?;
+        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            // The Spin app and the native side talk over a private network or loopback; TLS
+            // termination, when wanted, belongs to the proxy in front of the app.
+            bail!("the events URL must be an http:// URL with a host, got {url:?}");
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Ok(EventSender {
+            url: uri,
+            key,
+            client,
+        })
+    }
+
+    /// One attempt. `Ok(status)` whatever the status; `Err` when no answer came.
+    pub async fn send_once(&self, event: &Event) -> Result<(StatusCode, String)> {
+        let body = serde_json::to_vec(event).expect("events serialise");
+        let signature = event_signature::sign(&self.key, now_unix(), &body);
+        let request = Request::post(self.url.clone())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(event_signature::HEADER, signature)
+            .body(Full::new(Bytes::from(body)))
+            .expect("a valid request");
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.client.request(request))
+            .await
+            .context("the events endpoint did not answer in time")?
+            .context("cannot reach the events endpoint")?;
+        let status = response.status();
+        let text = tokio::time::timeout(REQUEST_TIMEOUT, response.into_body().collect())
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+            .unwrap_or_default();
+        Ok((status, text))
+    }
+
+    /// Sends until the app accepts the event or refuses it for good.
+    pub async fn deliver(&self, event: &Event) -> Delivery {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match self.send_once(event).await {
+                Ok((status, _)) if status.is_success() => return Delivery::Accepted,
+                Ok((status, text)) if is_permanent(status) => {
+                    tracing::error!(event = %event.id, kind = %event.kind, %status, body = %text,
+                        "the events endpoint refused the event; not retrying");
+                    return Delivery::Rejected(status.as_u16(), text);
+                }
+                Ok((status, text)) => {
+                    tracing::warn!(event = %event.id, kind = %event.kind, %status, body = %text,
+                        retry_in_ms = backoff.as_millis() as u64, "event not accepted yet");
+                }
+                Err(e) => {
+                    tracing::warn!(event = %event.id, kind = %event.kind, error = %format!("{e:#}"),
+                        retry_in_ms = backoff.as_millis() as u64, "event not delivered yet");
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+fn is_permanent(status: StatusCode) -> bool {
+    status.is_client_error()
+        && !matches!(
+            status,
+            StatusCode::UNAUTHORIZED | StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS
+        )
+}
+
+/// Events that must survive a restart of the sender (the origin's `upload.completed`): written
+/// to `<media>/outbox/<id>.json` before delivery starts, removed once accepted, moved to
+/// `outbox/rejected/` when refused for good.
+#[derive(Clone)]
+pub struct Outbox {
+    dir: PathBuf,
+    sender: EventSender,
+    in_flight: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Outbox {
+    pub fn new(dir: PathBuf, sender: EventSender) -> Result<Self> {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the outbox {}", dir.display()))?;
+        Ok(Outbox {
+            dir,
+            sender,
+            in_flight: Arc::default(),
+        })
+    }
+
+    fn file(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", file_safe(id)))
+    }
+
+    /// Persists the event, then delivers it in the background.
+    pub fn enqueue(&self, event: Event) -> Result<()> {
+        let path = self.file(&event.id);
+        fsutil::write_atomic(&path, &serde_json::to_vec(&event)?)
+            .with_context(|| format!("cannot write the pending event {}", path.display()))?;
+        self.spawn(event, path);
+        Ok(())
+    }
+
+    /// Re-sends what a previous run left undelivered.
+    pub fn resume(&self) -> Result<usize> {
+        let mut n = 0;
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let text = std::fs::read(&path)?;
+            match serde_json::from_slice::<Event>(&text) {
+                Ok(event) => {
+                    self.spawn(event, path);
+                    n += 1;
+                }
+                Err(e) => tracing::error!(file = %path.display(), error = %e,
+                    "an outbox file is not an event; leaving it for inspection"),
+            }
+        }
+        Ok(n)
+    }
+
+    fn spawn(&self, event: Event, path: PathBuf) {
+        if !self.in_flight.lock().unwrap().insert(event.id.clone()) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let outcome = this.sender.deliver(&event).await;
+            let done = match outcome {
+                Delivery::Accepted => std::fs::remove_file(&path),
+                Delivery::Rejected(..) => {
+                    let rejected = this.dir.join("rejected");
+                    std::fs::create_dir_all(&rejected).and_then(|_| {
+                        std::fs::rename(&path, rejected.join(path.file_name().unwrap()))
+                    })
+                }
+            };
+            if let Err(e) = done {
+                tracing::error!(file = %path.display(), error = %e, "cannot retire an outbox file");
+            }
+            tracing::info!(event = %event.id, kind = %event.kind, ?outcome, "event delivered");
+            this.in_flight.lock().unwrap().remove(&event.id);
+        });
+    }
+
+    /// Number of events not yet delivered (for tests and shutdown logs).
+    pub fn pending(&self) -> usize {
+        self.in_flight.lock().unwrap().len()
+    }
+}
+
+fn file_safe(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

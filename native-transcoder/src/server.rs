@@ -1,0 +1,178 @@
+//! The origin's HTTP server (hyper 1, HTTP/1.1). Routing is by path prefix so each surface is
+//! its own module: `/uploads/…` is tus (`tus.rs`); `/media/…` (signed segment delivery) will be
+//! a sibling module added to `route` without touching the upload code.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use streamgate_core::api_error::ApiError;
+
+use crate::config::{prepare_media_dir, Keys};
+use crate::events::{EventSender, Outbox};
+use crate::tus::Uploads;
+
+/// Response bodies are boxed so a later module can stream files (segments) through the same
+/// server without changing this signature.
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    let mut response = Response::new(full(e.to_json()));
+    *response.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(seconds) = e.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub media_dir: PathBuf,
+    pub max_upload_bytes: u64,
+    pub keys: Keys,
+    pub events_url: String,
+    /// A PATCH whose body sends nothing for this long is cut (its bytes so far are kept).
+    pub body_idle_timeout: Duration,
+}
+
+struct State {
+    uploads: Uploads,
+}
+
+async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path();
+    let mut response = if path == "/uploads" || path.starts_with("/uploads/") {
+        state.uploads.handle(req).await
+    } else {
+        error_response(&ApiError::not_found("no such resource on the media origin"))
+    };
+    // Browsers upload from the app's origin; tokens ride in the URL, never in cookies, so a
+    // wildcard origin grants nothing a token does not.
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(
+            "Location, Upload-Offset, Upload-Length, Upload-Metadata, Tus-Resumable, \
+             Tus-Version, Tus-Extension, Tus-Max-Size",
+        ),
+    );
+    response
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish (30 s at most).
+pub async fn serve(
+    config: ServeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    prepare_media_dir(&config.media_dir)?;
+    let sender = EventSender::new(&config.events_url, config.keys.events)?;
+    let outbox = Outbox::new(config.media_dir.join("outbox"), sender)?;
+    let uploads = Uploads::new(
+        config.media_dir.clone(),
+        config.keys.clone(),
+        config.max_upload_bytes,
+        config.body_idle_timeout,
+        outbox.clone(),
+    );
+    let recovered = uploads.recover().await?;
+    let resent = outbox.resume()?;
+    if recovered + resent > 0 {
+        tracing::info!(recovered, resent, "finished what the previous run left");
+    }
+    let state = Arc::new(State { uploads });
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    // One line on stdout, so scripts and tests learn the port when they asked for port 0.
+    println!("native-transcoder origin listening on http://{addr}");
+    tracing::info!(%addr, media_dir = %config.media_dir.display(), "upload origin ready");
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                let service = service_fn(move |req| {
+                    let state = state.clone();
+                    async move {
+                        let method = req.method().clone();
+                        let path = req.uri().path().to_string();
+                        let started = std::time::Instant::now();
+                        let response = route(state, req).await;
+                        tracing::info!(%peer, %method, %path, status = response.status().as_u16(),
+                            ms = started.elapsed().as_millis() as u64, "request");
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight requests");
+    if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests still running after 30 s; exiting anyway");
+    }
+    let pending = outbox.pending();
+    if pending > 0 {
+        tracing::info!(
+            pending,
+            "undelivered events stay in the outbox for the next start"
+        );
+    }
+    Ok(())
+}

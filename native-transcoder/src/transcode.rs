@@ -1,0 +1,425 @@
+//! The ffmpeg side of a job: probe the source, run the single-process ladder encode, and read
+//! the result back into the rendition list docs/pipeline.md specifies.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Command;
+
+use streamgate_core::video::{validate_renditions, Rendition, Segment};
+
+use crate::ladder::{self, Probe, Rung, AUDIO_KBPS, SEGMENT_SECS};
+
+/// Why a job did not succeed. `permanent` errors fail the video at once (the input is bad);
+/// the others are retried by redelivery, up to the dead-letter limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobError {
+    pub message: String,
+    pub permanent: bool,
+}
+
+impl JobError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        JobError {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+    pub fn retry(message: impl Into<String>) -> Self {
+        JobError {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+}
+
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+    /// libx264 preset.
+    pub preset: String,
+}
+
+fn command(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.stdin(Stdio::null()).kill_on_drop(true);
+    // If the worker dies (even by SIGKILL) its ffmpeg must not go on writing into a work
+    // directory that the next worker will clean.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" / ")
+}
+
+pub async fn ffprobe_json(tools: &Tools, path: &Path) -> Result<Value, JobError> {
+    let out = command(&tools.ffprobe)
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_streams",
+            "-show_format",
+        ])
+        .arg(path)
+        .output()
+        .await
+        .map_err(|e| JobError::retry(format!("cannot run ffprobe: {e}")))?;
+    if !out.status.success() {
+        let why = last_lines(&String::from_utf8_lossy(&out.stderr), 2);
+        let why = why.rsplit(": ").next().unwrap_or(&why).to_string();
+        return Err(JobError::permanent(format!(
+            "the upload is not a video: ffprobe could not read it ({why})"
+        )));
+    }
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| JobError::retry(format!("ffprobe printed something that is not JSON: {e}")))
+}
+
+/// Probes the source. A missing file is retried (another worker may see the shared media
+/// directory); an unreadable or non-video file fails the video.
+/// `name` is the source as the job names it (relative to the media root), for messages that end
+/// up in front of users.
+pub async fn probe(tools: &Tools, source: &Path, name: &str) -> Result<Probe, JobError> {
+    match std::fs::metadata(source) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err(JobError::permanent("the job's source is not a file")),
+        Err(e) => {
+            return Err(JobError::retry(format!(
+                "the source file {name} cannot be read on this worker: {}",
+                e.kind()
+            )))
+        }
+    }
+    let json = ffprobe_json(tools, source).await?;
+    ladder::parse_probe(&json).map_err(JobError::permanent)
+}
+
+/// The ffmpeg arguments for the whole ladder in one process: decode once, normalise the frame
+/// rate, split to one scaler per rung, encode each with the same fixed GOP, keyframes forced on
+/// the segment grid (so segment N starts at the same instant in every rung), and let the HLS
+/// muxer write CMAF (fMP4) init + media segments per rung; plus a poster frame from the same
+/// decode.
+pub fn ffmpeg_args(
+    tools: &Tools,
+    source: &Path,
+    probe: &Probe,
+    rungs: &[Rung],
+    out: &Path,
+) -> Vec<String> {
+    let n = rungs.len();
+    let fps = format!("{}/{}", probe.fps_num, probe.fps_den);
+    let poster_frame = ((probe.duration * 0.1) * probe.fps()).floor() as u64;
+    let mut graph = format!("[0:{}]fps={fps},split={}", probe.video_index, n + 1);
+    for i in 0..n {
+        graph.push_str(&format!("[s{i}]"));
+    }
+    graph.push_str("[sp]");
+    for (i, r) in rungs.iter().enumerate() {
+        graph.push_str(&format!(
+            ";[s{i}]scale={}:{}:flags=bicubic,setsar=1,format=yuv420p[v{i}]",
+            r.width, r.height
+        ));
+    }
+    let top = &rungs[0];
+    graph.push_str(&format!(
+        ";[sp]select='eq(n\\,{poster_frame})',scale={}:{},setsar=1[poster]",
+        top.width, top.height
+    ));
+
+    let gop = probe.gop().to_string();
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+    push(&[
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        "error",
+        "-y",
+    ]);
+    push(&["-progress", "pipe:1"]);
+    push(&["-i", &source.to_string_lossy()]);
+    push(&["-filter_complex", &graph]);
+    let mut stream_map = Vec::new();
+    for (i, r) in rungs.iter().enumerate() {
+        push(&["-map", &format!("[v{i}]")]);
+        let mut entry = format!("v:{i}");
+        if let Some(ai) = probe.audio_index {
+            push(&["-map", &format!("0:{ai}")]);
+            entry.push_str(&format!(",a:{i}"));
+        }
+        entry.push_str(&format!(",name:{}", r.name));
+        stream_map.push(entry);
+        push(&[
+            &format!("-b:v:{i}"),
+            &format!("{}k", r.video_kbps),
+            &format!("-maxrate:v:{i}"),
+            &format!("{}k", r.maxrate_kbps()),
+            &format!("-bufsize:v:{i}"),
+            &format!("{}k", r.bufsize_kbps()),
+        ]);
+    }
+    push(&[
+        "-c:v",
+        "libx264",
+        "-preset",
+        &tools.preset,
+        "-profile:v",
+        "high",
+    ]);
+    push(&["-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"]);
+    push(&[
+        "-force_key_frames",
+        &format!("expr:gte(t,n_forced*{SEGMENT_SECS})"),
+    ]);
+    if probe.audio_index.is_some() {
+        push(&[
+            "-c:a",
+            "aac",
+            "-b:a",
+            &format!("{AUDIO_KBPS}k"),
+            "-ac",
+            "2",
+            "-ar",
+            "48000",
+        ]);
+    }
+    push(&["-f", "hls", "-hls_time", &SEGMENT_SECS.to_string()]);
+    push(&["-hls_playlist_type", "vod", "-hls_segment_type", "fmp4"]);
+    push(&[
+        "-hls_flags",
+        "independent_segments",
+        "-hls_fmp4_init_filename",
+        "init.mp4",
+    ]);
+    push(&["-start_number", "1"]);
+    push(&[
+        "-hls_segment_filename",
+        &out.join("%v/seg_%05d.m4s").to_string_lossy(),
+    ]);
+    push(&["-var_stream_map", &stream_map.join(" ")]);
+    push(&[&out.join("%v/index.m3u8").to_string_lossy()]);
+    push(&[
+        "-map",
+        "[poster]",
+        "-frames:v",
+        "1",
+        "-update",
+        "1",
+        "-q:v",
+        "3",
+    ]);
+    push(&[&out.join("poster.jpg").to_string_lossy()]);
+    a
+}
+
+/// Runs the encode, calling `progress` with 0..100 as ffmpeg reports its position.
+pub async fn encode(
+    tools: &Tools,
+    source: &Path,
+    probe: &Probe,
+    out: &Path,
+    mut progress: impl FnMut(f64),
+) -> Result<Value, JobError> {
+    let rungs = ladder::plan(probe.width, probe.height, probe.fps());
+    for r in &rungs {
+        std::fs::create_dir_all(out.join(&r.name))
+            .map_err(|e| JobError::retry(format!("cannot create the work directory: {e}")))?;
+    }
+    let args = ffmpeg_args(tools, source, probe, &rungs, out);
+    tracing::debug!(?args, "ffmpeg");
+    let started = Instant::now();
+    let mut child = command(&tools.ffmpeg)
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| JobError::retry(format!("cannot run ffmpeg: {e}")))?;
+    let mut stderr = child.stderr.take().expect("piped");
+    let errors = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(us) = line.strip_prefix("out_time_us=") {
+            if let Ok(us) = us.trim().parse::<i64>() {
+                let pct = (us.max(0) as f64 / 1e6 / probe.duration * 100.0).clamp(0.0, 100.0);
+                progress(pct);
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| JobError::retry(format!("ffmpeg did not finish: {e}")))?;
+    let stderr = errors.await.unwrap_or_default();
+    if !status.success() {
+        return Err(JobError::retry(format!(
+            "ffmpeg failed ({status}): {}",
+            last_lines(&stderr, 3)
+        )));
+    }
+    let elapsed = started.elapsed();
+    tracing::info!(
+        rungs = rungs.len(),
+        seconds = elapsed.as_secs_f64(),
+        realtime = probe.duration / elapsed.as_secs_f64().max(1e-3),
+        "ladder encoded"
+    );
+    if !out.join("poster.jpg").exists() {
+        poster_fallback(tools, source, probe, &rungs[0], out).await?;
+    }
+    collect(probe, &rungs, out, probe.audio_index.is_some())
+}
+
+/// A second, seeking ffmpeg for the poster, only if the in-graph frame did not come out (e.g.
+/// a source whose declared duration overstates its frames).
+async fn poster_fallback(
+    tools: &Tools,
+    source: &Path,
+    probe: &Probe,
+    top: &Rung,
+    out: &Path,
+) -> Result<(), JobError> {
+    let at = format!("{:.3}", probe.duration * 0.1);
+    let status = command(&tools.ffmpeg)
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-ss", &at, "-i"])
+        .arg(source)
+        .args(["-frames:v", "1", "-q:v", "3", "-vf"])
+        .arg(format!("scale={}:{},setsar=1", top.width, top.height))
+        .arg(out.join("poster.jpg"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .map_err(|e| JobError::retry(format!("cannot run ffmpeg for the poster: {e}")))?;
+    if status.success() && out.join("poster.jpg").exists() {
+        Ok(())
+    } else {
+        Err(JobError::retry("ffmpeg wrote no poster image"))
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Reads each rung's playlist back, renames its init segment to `init.mp4`, measures the
+/// segments and builds the `transcode.completed` data. ffmpeg's own playlists are removed: the
+/// manifest component renders playlists from this list.
+fn collect(probe: &Probe, rungs: &[Rung], out: &Path, audio: bool) -> Result<Value, JobError> {
+    let bad = |m: String| JobError::retry(format!("ffmpeg's output is incomplete: {m}"));
+    let mut renditions = Vec::new();
+    let mut duration: f64 = 0.0;
+    for r in rungs {
+        let dir = out.join(&r.name);
+        let playlist = dir.join("index.m3u8");
+        let text = std::fs::read_to_string(&playlist)
+            .map_err(|e| bad(format!("{}: {e}", playlist.display())))?;
+        let parsed = ladder::parse_media_playlist(&text).map_err(bad)?;
+        let init_path = dir.join("init.mp4");
+        if parsed.init != "init.mp4" {
+            std::fs::rename(dir.join(&parsed.init), &init_path)
+                .map_err(|e| bad(format!("init segment {}: {e}", parsed.init)))?;
+        }
+        let init = std::fs::read(&init_path).map_err(|e| bad(format!("init.mp4: {e}")))?;
+        let video_codec = ladder::avc1_from_init(&init)
+            .ok_or_else(|| bad(format!("{}/init.mp4 has no avcC box", r.name)))?;
+        let codecs = if audio {
+            format!("{video_codec},mp4a.40.2")
+        } else {
+            video_codec
+        };
+        let (mut peak, mut total_bits, mut total_secs) = (0f64, 0f64, 0f64);
+        let mut segments = Vec::new();
+        for (uri, secs) in &parsed.segments {
+            let size = std::fs::metadata(dir.join(uri))
+                .map_err(|e| bad(format!("{}/{uri}: {e}", r.name)))?
+                .len();
+            if size == 0 {
+                return Err(bad(format!("{}/{uri} is empty", r.name)));
+            }
+            let bits = size as f64 * 8.0;
+            // A very short last segment would overstate the peak; Apple measures the peak over
+            // segments of roughly target duration, so treat anything shorter as 1 s.
+            peak = peak.max(bits / secs.max(1.0));
+            total_bits += bits;
+            total_secs += secs;
+            segments.push(Segment {
+                uri: format!("{}/{uri}", r.name),
+                duration: *secs,
+            });
+        }
+        duration = duration.max(total_secs);
+        let _ = std::fs::remove_file(&playlist);
+        renditions.push(Rendition {
+            name: r.name.clone(),
+            width: r.width,
+            height: r.height,
+            bandwidth: peak.ceil() as u64,
+            average_bandwidth: (total_bits / total_secs.max(1e-3)).ceil() as u64,
+            frame_rate: round3(probe.fps()),
+            codecs,
+            init: format!("{}/init.mp4", r.name),
+            segments,
+        });
+    }
+    // The app refuses (422) what this rejects; better to fail here, with the reason, and retry.
+    validate_renditions(&renditions).map_err(|e| bad(e.error))?;
+    Ok(json!({
+        "renditions": renditions,
+        "poster": "poster.jpg",
+        "duration": round3(duration),
+    }))
+}
+
+/// Calls `send` at most every 5 % or 2 s of progress, never backwards.
+pub struct Throttle {
+    last_pct: f64,
+    last_at: Instant,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle {
+            last_pct: 0.0,
+            last_at: Instant::now(),
+        }
+    }
+}
+
+impl Throttle {
+    pub fn admit(&mut self, pct: f64) -> Option<u32> {
+        let due = pct - self.last_pct >= 5.0
+            || (pct > self.last_pct && self.last_at.elapsed() >= Duration::from_secs(2));
+        if due {
+            self.last_pct = pct;
+            self.last_at = Instant::now();
+            Some(pct.floor() as u32)
+        } else {
+            None
+        }
+    }
+}

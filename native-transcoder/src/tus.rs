@@ -1,0 +1,579 @@
+//! tus 1.0 core protocol + the creation extension (<https://tus.io/protocols/resumable-upload>),
+//! as docs/pipeline.md ("Upload URL") specifies it.
+//!
+//! Durability: bytes are appended to `uploads/<video>/<upload>.part` and synced before a PATCH
+//! answers, and the offset reported is the file's length, so what a client is told it sent is
+//! on disk. Only a file whose length equals Upload-Length is renamed to `sources/<video>`, so a
+//! crash never leaves something that looks complete. Every step after the rename is redone by
+//! `recover` at start-up, so a crash between steps loses no `upload.completed` event.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::{Body as _, Incoming};
+use serde::{Deserialize, Serialize};
+use streamgate_core::api_error::ApiError;
+use streamgate_core::edge_token;
+use tokio::io::AsyncWriteExt;
+
+use crate::config::{now_unix, Keys};
+use crate::events::{Event, Outbox};
+use crate::fsutil::{self, is_safe_id};
+use crate::server::{empty, error_response, Body};
+
+pub const TUS_VERSION: &str = "1.0.0";
+/// How long a request waits for another request on the same video (e.g. a PATCH whose client
+/// vanished and whose body has not timed out yet) before answering 423, which tus clients retry.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct UploadInfo {
+    video_id: String,
+    upload_id: String,
+    length: u64,
+    #[serde(default)]
+    metadata: Option<String>,
+    created_at: i64,
+    #[serde(default)]
+    complete: bool,
+}
+
+#[derive(Clone)]
+pub struct Uploads {
+    media_dir: PathBuf,
+    keys: Keys,
+    max_bytes: u64,
+    body_idle_timeout: Duration,
+    outbox: Outbox,
+    /// One lock per video: creation, HEAD and PATCH of a video's upload never interleave.
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+type Reply = Result<Response<Body>, ApiError>;
+
+fn tus(status: StatusCode) -> http::response::Builder {
+    Response::builder()
+        .status(status)
+        .header("Tus-Resumable", TUS_VERSION)
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn parse_u64(headers: &HeaderMap, name: &str) -> Result<Option<u64>, ApiError> {
+    match header_str(headers, name) {
+        None => Ok(None),
+        Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| {
+            ApiError::new(
+                400,
+                "invalid_header",
+                format!("{name} must be a non-negative integer"),
+            )
+        }),
+    }
+}
+
+impl Uploads {
+    pub fn new(
+        media_dir: PathBuf,
+        keys: Keys,
+        max_bytes: u64,
+        body_idle_timeout: Duration,
+        outbox: Outbox,
+    ) -> Self {
+        Uploads {
+            media_dir,
+            keys,
+            max_bytes,
+            body_idle_timeout,
+            outbox,
+            locks: Arc::default(),
+        }
+    }
+
+    fn video_dir(&self, video: &str) -> PathBuf {
+        self.media_dir.join("uploads").join(video)
+    }
+
+    fn source(&self, video: &str) -> PathBuf {
+        self.media_dir.join("sources").join(video)
+    }
+
+    fn info_path(&self, video: &str, upload: &str) -> PathBuf {
+        self.video_dir(video).join(format!("{upload}.json"))
+    }
+
+    fn part_path(&self, video: &str, upload: &str) -> PathBuf {
+        self.video_dir(video).join(format!("{upload}.part"))
+    }
+
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let mut response = match self.dispatch(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                let mut r = error_response(&e);
+                if e.status == 412 {
+                    r.headers_mut()
+                        .insert("Tus-Version", HeaderValue::from_static(TUS_VERSION));
+                }
+                if e.status == 413 {
+                    r.headers_mut()
+                        .insert("Tus-Max-Size", HeaderValue::from(self.max_bytes));
+                }
+                r
+            }
+        };
+        response
+            .headers_mut()
+            .insert("Tus-Resumable", HeaderValue::from_static(TUS_VERSION));
+        response
+    }
+
+    async fn dispatch(&self, req: Request<Incoming>) -> Reply {
+        let path = req.uri().path().to_string();
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let (video, upload) = match parts.as_slice() {
+            ["uploads", v] if is_safe_id(v) => (v.to_string(), None),
+            ["uploads", v, u] if is_safe_id(v) && is_safe_id(u) => {
+                (v.to_string(), Some(u.to_string()))
+            }
+            _ => return Err(ApiError::not_found("no such upload")),
+        };
+
+        // tus: OPTIONS is answered without Tus-Resumable or a token, for discovery and CORS
+        // preflights (browsers cannot add either to a preflight).
+        if req.method() == Method::OPTIONS {
+            return Ok(tus(StatusCode::NO_CONTENT)
+                .header("Tus-Version", TUS_VERSION)
+                .header("Tus-Extension", "creation")
+                .header("Tus-Max-Size", self.max_bytes)
+                .header(
+                    header::ACCESS_CONTROL_ALLOW_METHODS,
+                    "POST, HEAD, PATCH, OPTIONS",
+                )
+                .header(
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    "Tus-Resumable, Upload-Length, Upload-Metadata, Upload-Offset, \
+                     Upload-Defer-Length, Upload-Concat, Content-Type, X-HTTP-Method-Override, \
+                     X-Requested-With",
+                )
+                .header(header::ACCESS_CONTROL_MAX_AGE, "86400")
+                .body(empty())
+                .expect("valid response"));
+        }
+
+        match header_str(req.headers(), "Tus-Resumable") {
+            Some(TUS_VERSION) => {}
+            _ => {
+                return Err(ApiError::new(
+                    412,
+                    "unsupported_tus_version",
+                    "this server speaks tus 1.0.0: send Tus-Resumable: 1.0.0",
+                ))
+            }
+        }
+        self.check_token(&req, &path)?;
+
+        // tus clients behind proxies that drop PATCH send POST + X-HTTP-Method-Override.
+        let method = match header_str(req.headers(), "X-HTTP-Method-Override") {
+            Some(m) => Method::from_bytes(m.trim().as_bytes())
+                .map_err(|_| ApiError::new(400, "invalid_header", "bad X-HTTP-Method-Override"))?,
+            None => req.method().clone(),
+        };
+        match (method, upload) {
+            (Method::POST, None) => self.create(&req, &video).await,
+            (Method::HEAD, Some(upload)) => self.head(&video, &upload).await,
+            (Method::PATCH, Some(upload)) => self.patch(req, &video, &upload).await,
+            _ => Err(ApiError::method_not_allowed()),
+        }
+    }
+
+    fn check_token(&self, req: &Request<Incoming>, path: &str) -> Result<(), ApiError> {
+        let token = req
+            .uri()
+            .query()
+            .and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "token")
+                    .map(|(_, v)| v.into_owned())
+            })
+            .unwrap_or_default();
+        let refuse = |code: &'static str, why: String| Err(ApiError::new(403, code, why));
+        match edge_token::verify(&token, &self.keys.upload_refs(), path, now_unix()) {
+            Ok(t) => {
+                // An ACL `/uploads/ab*` also matches `/uploads/abc`; only an entry that ends at
+                // a path-segment boundary of this request's video counts.
+                let bounded = t.acl.iter().any(|pattern| match pattern.strip_suffix('*') {
+                    Some(prefix) => {
+                        path.starts_with(prefix)
+                            && (prefix.ends_with('/')
+                                || path.len() == prefix.len()
+                                || path.as_bytes()[prefix.len()] == b'/')
+                    }
+                    None => pattern == path,
+                });
+                if bounded {
+                    Ok(())
+                } else {
+                    refuse(
+                        "token_wrong_path",
+                        "the upload token is for another video".into(),
+                    )
+                }
+            }
+            Err(e) => refuse(e.code(), format!("upload refused: {e}")),
+        }
+    }
+
+    async fn lock(&self, video: &str) -> Result<tokio::sync::OwnedMutexGuard<()>, ApiError> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap();
+            if locks.len() > 10_000 {
+                locks.retain(|_, l| Arc::strong_count(l) > 1);
+            }
+            locks.entry(video.to_string()).or_default().clone()
+        };
+        tokio::time::timeout(LOCK_WAIT, lock.lock_owned())
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    423,
+                    "upload_busy",
+                    "another request is writing this upload; retry shortly",
+                )
+                .with_retry_after(1)
+            })
+    }
+
+    async fn create(&self, req: &Request<Incoming>, video: &str) -> Reply {
+        let headers = req.headers();
+        if headers.contains_key("Upload-Defer-Length") {
+            return Err(ApiError::new(
+                400,
+                "defer_length_unsupported",
+                "Upload-Defer-Length is not supported: send Upload-Length",
+            ));
+        }
+        let length = parse_u64(headers, "Upload-Length")?.ok_or_else(|| {
+            ApiError::new(
+                400,
+                "missing_upload_length",
+                "send the file size in Upload-Length",
+            )
+        })?;
+        if length > self.max_bytes {
+            return Err(ApiError::new(
+                413,
+                "upload_too_large",
+                format!(
+                    "the file is {length} bytes; this server accepts at most {} bytes",
+                    self.max_bytes
+                ),
+            ));
+        }
+        let metadata = header_str(headers, "Upload-Metadata").map(str::to_string);
+        if metadata.as_ref().is_some_and(|m| m.len() > 4096) {
+            return Err(ApiError::new(
+                400,
+                "invalid_header",
+                "Upload-Metadata is too long",
+            ));
+        }
+
+        let _guard = self.lock(video).await?;
+        if self.source(video).exists() {
+            return Err(ApiError::new(
+                409,
+                "upload_complete",
+                "this video already has a complete upload",
+            ));
+        }
+        let dir = self.video_dir(video);
+        let media_dir = self.media_dir.clone();
+        let info = UploadInfo {
+            video_id: video.to_string(),
+            upload_id: fsutil::random_hex(16),
+            length,
+            metadata,
+            created_at: now_unix(),
+            complete: false,
+        };
+        let info_clone = info.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            // A new creation replaces any incomplete upload of the same video.
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)?;
+            }
+            std::fs::create_dir_all(&dir)?;
+            let part = dir.join(format!("{}.part", info_clone.upload_id));
+            std::fs::File::create(&part)?.sync_all()?;
+            fsutil::write_atomic(
+                &dir.join(format!("{}.json", info_clone.upload_id)),
+                &serde_json::to_vec(&info_clone).expect("serialises"),
+            )?;
+            fsutil::sync_dir(&media_dir.join("uploads"))
+        })
+        .await
+        .expect("the creation task does not panic")
+        .map_err(internal)?;
+
+        if length == 0 {
+            self.finish(&info).await.map_err(internal)?;
+        }
+        let query = req
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let location = format!("/uploads/{video}/{}{query}", info.upload_id);
+        tracing::info!(video, upload = %info.upload_id, length, "upload created");
+        Ok(tus(StatusCode::CREATED)
+            .header(header::LOCATION, location)
+            .header("Upload-Offset", 0)
+            .body(empty())
+            .expect("valid response"))
+    }
+
+    fn load(&self, video: &str, upload: &str) -> Result<UploadInfo, ApiError> {
+        let text = std::fs::read(self.info_path(video, upload))
+            .map_err(|_| ApiError::not_found("no such upload (it may have been replaced)"))?;
+        serde_json::from_slice(&text).map_err(internal)
+    }
+
+    /// The durable offset: the `.part` file's length, or the full length once complete.
+    fn offset(&self, info: &UploadInfo) -> Result<u64, ApiError> {
+        if info.complete {
+            return Ok(info.length);
+        }
+        match std::fs::metadata(self.part_path(&info.video_id, &info.upload_id)) {
+            Ok(m) => Ok(m.len()),
+            Err(_) if self.source(&info.video_id).exists() => Ok(info.length),
+            Err(_) => Err(ApiError::not_found("no such upload")),
+        }
+    }
+
+    async fn head(&self, video: &str, upload: &str) -> Reply {
+        let _guard = self.lock(video).await?;
+        let info = self.load(video, upload)?;
+        let offset = self.offset(&info)?;
+        let mut r = tus(StatusCode::OK)
+            .header("Upload-Offset", offset)
+            .header("Upload-Length", info.length)
+            .header(header::CACHE_CONTROL, "no-store");
+        if let Some(m) = &info.metadata {
+            r = r.header("Upload-Metadata", m.as_str());
+        }
+        Ok(r.body(empty()).expect("valid response"))
+    }
+
+    async fn patch(&self, req: Request<Incoming>, video: &str, upload: &str) -> Reply {
+        let headers = req.headers();
+        let content_type = header_str(headers, "Content-Type").unwrap_or("");
+        if content_type.split(';').next().map(str::trim) != Some("application/offset+octet-stream")
+        {
+            return Err(ApiError::new(
+                415,
+                "unsupported_media_type",
+                "a PATCH must have Content-Type: application/offset+octet-stream",
+            ));
+        }
+        let claimed = parse_u64(headers, "Upload-Offset")?.ok_or_else(|| {
+            ApiError::new(
+                400,
+                "missing_upload_offset",
+                "send Upload-Offset with a PATCH",
+            )
+        })?;
+        let declared = req.body().size_hint().exact();
+
+        let _guard = self.lock(video).await?;
+        let info = self.load(video, upload)?;
+        let offset = self.offset(&info)?;
+        if claimed != offset {
+            return Err(ApiError::new(
+                409,
+                "offset_mismatch",
+                format!(
+                    "Upload-Offset is {claimed} but the server has {offset} bytes; HEAD to resume"
+                ),
+            ));
+        }
+        let remaining = info.length - offset;
+        if declared.is_some_and(|n| n > remaining) {
+            return Err(ApiError::new(
+                413,
+                "upload_too_large",
+                format!(
+                    "this PATCH would go past Upload-Length ({} bytes)",
+                    info.length
+                ),
+            ));
+        }
+        if info.complete || remaining == 0 {
+            if declared.unwrap_or(0) > 0 {
+                return Err(ApiError::new(
+                    409,
+                    "upload_complete",
+                    "this upload is complete",
+                ));
+            }
+            return Ok(tus(StatusCode::NO_CONTENT)
+                .header("Upload-Offset", offset)
+                .body(empty())
+                .expect("valid response"));
+        }
+
+        let part = self.part_path(video, upload);
+        let mut file = tokio::fs::OpenOptions::new()
+            .append(true)
+            .open(&part)
+            .await
+            .map_err(|_| ApiError::not_found("no such upload"))?;
+        let mut body = req.into_body();
+        let mut written = 0u64;
+        let mut failure: Option<ApiError> = None;
+        loop {
+            let frame = match tokio::time::timeout(
+                self.body_idle_timeout,
+                http_body_util::BodyExt::frame(&mut body),
+            )
+            .await
+            {
+                Err(_) => {
+                    failure = Some(ApiError::new(
+                        408,
+                        "body_timeout",
+                        "the upload body stalled",
+                    ));
+                    break;
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    // The client went away mid-PATCH: keep what arrived, it is the resume point.
+                    failure = Some(ApiError::new(
+                        400,
+                        "body_interrupted",
+                        format!("the upload body was cut: {e}"),
+                    ));
+                    break;
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let room = remaining - written;
+            let take = (data.len() as u64).min(room) as usize;
+            if let Err(e) = file.write_all(&data[..take]).await {
+                failure = Some(internal(e));
+                break;
+            }
+            written += take as u64;
+            if take < data.len() {
+                failure = Some(ApiError::new(
+                    413,
+                    "upload_too_large",
+                    format!("this PATCH goes past Upload-Length ({} bytes)", info.length),
+                ));
+                break;
+            }
+        }
+        file.flush().await.map_err(internal)?;
+        file.sync_data().await.map_err(internal)?;
+        drop(file);
+        let offset = self.offset(&info)?;
+        tracing::debug!(video, upload, written, offset, "patch applied");
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if offset == info.length {
+            self.finish(&info).await.map_err(internal)?;
+        }
+        Ok(tus(StatusCode::NO_CONTENT)
+            .header("Upload-Offset", offset)
+            .body(empty())
+            .expect("valid response"))
+    }
+
+    /// Publishes a complete upload: rename into `sources/`, persist the event, mark complete.
+    /// Each step is idempotent, so `recover` can redo whatever a crash interrupted.
+    async fn finish(&self, info: &UploadInfo) -> anyhow::Result<()> {
+        let part = self.part_path(&info.video_id, &info.upload_id);
+        let source = self.source(&info.video_id);
+        let info_path = self.info_path(&info.video_id, &info.upload_id);
+        let media_dir = self.media_dir.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            if part.exists() {
+                std::fs::File::open(&part)?.sync_all()?;
+                std::fs::rename(&part, &source)?;
+                fsutil::sync_dir(&media_dir.join("sources"))?;
+                fsutil::sync_dir(part.parent().unwrap())?;
+            }
+            Ok(())
+        })
+        .await??;
+        self.outbox.enqueue(Event::new(
+            format!("upload.completed:{}:{}", info.video_id, info.upload_id),
+            "upload.completed",
+            &info.video_id,
+            serde_json::json!({"size": info.length, "source": format!("sources/{}", info.video_id)}),
+        ))?;
+        let done = UploadInfo {
+            complete: true,
+            ..info.clone()
+        };
+        fsutil::write_atomic(&info_path, &serde_json::to_vec(&done)?)?;
+        tracing::info!(video = %info.video_id, upload = %info.upload_id, size = info.length, "upload complete");
+        Ok(())
+    }
+
+    /// Finishes uploads a crash interrupted after their last byte was written.
+    pub async fn recover(&self) -> anyhow::Result<usize> {
+        let mut todo = Vec::new();
+        let root = self.media_dir.join("uploads");
+        for video in std::fs::read_dir(&root)? {
+            let video = video?.path();
+            if !video.is_dir() {
+                continue;
+            }
+            for file in std::fs::read_dir(&video)? {
+                let file = file?.path();
+                if file.extension().and_then(|e| e.to_str()) != Some("json") {
+                    continue;
+                }
+                let Ok(info) = serde_json::from_slice::<UploadInfo>(&std::fs::read(&file)?) else {
+                    continue;
+                };
+                if info.complete {
+                    continue;
+                }
+                let part = self.part_path(&info.video_id, &info.upload_id);
+                let full = match std::fs::metadata(&part) {
+                    Ok(m) => m.len() == info.length,
+                    Err(_) => self.source(&info.video_id).exists(),
+                };
+                if full {
+                    todo.push(info);
+                }
+            }
+        }
+        let n = todo.len();
+        for info in todo {
+            self.finish(&info).await?;
+        }
+        Ok(n)
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "upload storage error");
+    ApiError::new(
+        500,
+        "storage_error",
+        "the upload could not be stored; retry",
+    )
+}

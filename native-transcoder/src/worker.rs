@@ -1,0 +1,669 @@
+//! The queue consumer (docs/pipeline.md, "Jobs").
+//!
+//! Lease model: an entry belongs to the consumer that last (re)claimed it; while a job runs the
+//! worker touches it every claim_timeout/3 (XCLAIM JUSTID, which resets its idle time without
+//! counting a delivery), so only a dead or stuck worker's entries become idle long enough for
+//! XAUTOCLAIM. Redis's delivery counter is the attempt number; an entry seen for the 4th time
+//! (or failing its 3rd attempt) goes to the dead-letter stream.
+//!
+//! SIGTERM: the worker stops taking jobs and lets the current one finish within
+//! `shutdown_grace`; past that it kills ffmpeg, discards the work directory and hands the entry
+//! back (idle time set to the claim timeout, delivery counter restored), so another worker
+//! takes it at once and the interrupted attempt does not count as a failure.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
+use redis::Value;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::events::{Delivery, Event, EventSender};
+use crate::fsutil::{self, is_safe_id, is_safe_relative};
+use crate::transcode::{self, JobError, Throttle, Tools};
+
+pub const STREAM: &str = "streamgate:jobs";
+pub const GROUP: &str = "transcoders";
+pub const DEAD: &str = "streamgate:jobs:dead";
+/// Last error of each pending entry, so the dead-letter entry can say why.
+pub const ERRORS: &str = "streamgate:jobs:errors";
+pub const MAX_DELIVERIES: usize = 3;
+
+pub struct WorkConfig {
+    pub media_dir: PathBuf,
+    pub redis_url: String,
+    pub events: EventSender,
+    pub tools: Tools,
+    pub consumer: String,
+    pub claim_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+struct Job {
+    id: String,
+    fields: HashMap<String, String>,
+    attempt: usize,
+}
+
+enum Ended {
+    Done,
+    /// Left pending on purpose (retryable failure, lost lease, handed back).
+    Pending,
+}
+
+pub struct Worker {
+    cfg: WorkConfig,
+    conn: MultiplexedConnection,
+    /// Blocking XREADGROUP gets its own connection so it never delays the lease heartbeats.
+    blocking: MultiplexedConnection,
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn fields_of(entry: &StreamId) -> HashMap<String, String> {
+    entry
+        .map
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), text(v)?)))
+        .collect()
+}
+
+impl Worker {
+    pub async fn connect(cfg: WorkConfig) -> Result<Worker> {
+        let client = redis::Client::open(cfg.redis_url.as_str())
+            .with_context(|| format!("bad Redis URL {:?}", cfg.redis_url))?;
+        let connect = || async {
+            client
+                .get_multiplexed_async_connection()
+                .await
+                .with_context(|| format!("cannot connect to Redis at {}", cfg.redis_url))
+        };
+        let mut conn = connect().await?;
+        let blocking = connect().await?;
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(STREAM)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = created {
+            if e.code() != Some("BUSYGROUP") {
+                return Err(e).context("cannot create the consumer group");
+            }
+        }
+        Ok(Worker {
+            cfg,
+            conn,
+            blocking,
+        })
+    }
+
+    fn media(&self) -> PathBuf {
+        self.cfg.media_dir.join("media")
+    }
+
+    /// Removes work directories of workers that died (their lock is free).
+    pub fn clean_leftovers(&self) -> Result<usize> {
+        clean_leftovers(&self.media())
+    }
+
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+        let claim_ms = self.cfg.claim_timeout.as_millis() as u64;
+        let block_ms = (claim_ms / 2).clamp(100, 2000);
+        let mut cursor = "0-0".to_string();
+        tracing::info!(consumer = %self.cfg.consumer, stream = STREAM, group = GROUP, "worker ready");
+        while !*shutdown.borrow() {
+            let next = match self
+                .next_entry(&mut cursor, claim_ms, block_ms, &mut shutdown)
+                .await
+            {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "Redis error; retrying in 1 s");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    if let Ok(w) = self.reconnect().await {
+                        self.conn = w.0;
+                        self.blocking = w.1;
+                    }
+                    continue;
+                }
+            };
+            if let Some(entry) = next {
+                if let Err(e) = self.process(entry, &mut shutdown).await {
+                    tracing::error!(error = %format!("{e:#}"), "job handling interrupted; it stays pending");
+                }
+            }
+        }
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+
+    async fn reconnect(&self) -> Result<(MultiplexedConnection, MultiplexedConnection)> {
+        let client = redis::Client::open(self.cfg.redis_url.as_str())?;
+        Ok((
+            client.get_multiplexed_async_connection().await?,
+            client.get_multiplexed_async_connection().await?,
+        ))
+    }
+
+    /// A stale entry of a dead worker first, else a new one (blocking briefly).
+    async fn next_entry(
+        &mut self,
+        cursor: &mut String,
+        claim_ms: u64,
+        block_ms: u64,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<StreamId>> {
+        let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(STREAM)
+            .arg(GROUP)
+            .arg(&self.cfg.consumer)
+            .arg(claim_ms)
+            .arg(cursor.as_str())
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.conn)
+            .await?;
+        *cursor = claimed.next_stream_id;
+        if let Some(entry) = claimed.claimed.into_iter().next() {
+            return Ok(Some(entry));
+        }
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.cfg.consumer)
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(block_ms)
+            .arg("STREAMS")
+            .arg(STREAM)
+            .arg(">");
+        let reply = tokio::select! {
+            r = read.query_async::<Option<StreamReadReply>>(&mut self.blocking) => r?,
+            _ = shutdown.changed() => return Ok(None),
+        };
+        Ok(reply.and_then(|r| r.keys.into_iter().next()?.ids.into_iter().next()))
+    }
+
+    async fn pending_info(&mut self, id: &str) -> Result<Option<(String, usize)>> {
+        pending_info(&mut self.conn, id).await
+    }
+
+    async fn process(
+        &mut self,
+        entry: StreamId,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<()> {
+        let Some((owner, attempt)) = self.pending_info(&entry.id).await? else {
+            return Ok(()); // acknowledged meanwhile
+        };
+        if owner != self.cfg.consumer {
+            return Ok(());
+        }
+        let job = Job {
+            fields: fields_of(&entry),
+            id: entry.id,
+            attempt,
+        };
+        let video = job.fields.get("video_id").cloned().unwrap_or_default();
+        tracing::info!(entry = %job.id, video = %video, attempt, "job");
+
+        if !is_safe_id(&video) {
+            return self
+                .dead_letter(&job, "malformed job: no valid video_id")
+                .await;
+        }
+        match job.fields.get("action").map(String::as_str) {
+            None | Some("transcode") => {}
+            Some("delete") => return self.delete_media(&job, &video).await,
+            Some(other) => {
+                return self
+                    .dead_letter(&job, &format!("malformed job: unknown action `{other}`"))
+                    .await
+            }
+        }
+        let source = job.fields.get("source").cloned().unwrap_or_default();
+        if !is_safe_relative(&source) {
+            return self
+                .dead_letter(
+                    &job,
+                    "malformed job: source must be a path under the media root",
+                )
+                .await;
+        }
+        if attempt > MAX_DELIVERIES {
+            let last: Option<String> = redis::cmd("HGET")
+                .arg(ERRORS)
+                .arg(&job.id)
+                .query_async(&mut self.conn)
+                .await?;
+            let why = last.unwrap_or_else(|| {
+                "the worker processing it stopped before finishing (crash or timeout)".into()
+            });
+            return self
+                .dead_letter(
+                    &job,
+                    &format!("gave up after {MAX_DELIVERIES} attempts: {why}"),
+                )
+                .await;
+        }
+
+        let ended = self.run_with_lease(&job, &video, &source, shutdown).await?;
+        match ended {
+            Ok(Ended::Done) => self.ack(&job).await,
+            Ok(Ended::Pending) => Ok(()),
+            Err(e) if e.permanent => {
+                self.send_failed(&job, &video, &e.message, true).await;
+                self.ack(&job).await
+            }
+            Err(e) if job.attempt >= MAX_DELIVERIES => {
+                self.dead_letter(
+                    &job,
+                    &format!("gave up after {MAX_DELIVERIES} attempts: {}", e.message),
+                )
+                .await
+            }
+            Err(e) => {
+                tracing::warn!(entry = %job.id, error = %e.message, "attempt failed; will be retried");
+                redis::cmd("HSET")
+                    .arg(ERRORS)
+                    .arg(&job.id)
+                    .arg(&e.message)
+                    .query_async::<()>(&mut self.conn)
+                    .await?;
+                self.send_failed(&job, &video, &e.message, false).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs the job while keeping its lease, and applies the shutdown policy.
+    async fn run_with_lease(
+        &mut self,
+        job: &Job,
+        video: &str,
+        source: &str,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Result<Ended, JobError>> {
+        let mut conn = self.conn.clone();
+        let consumer = self.cfg.consumer.clone();
+        let mut work = Box::pin(run_job(&self.cfg, job, video, source));
+        let mut heartbeat = tokio::time::interval(self.cfg.claim_timeout / 3);
+        heartbeat.tick().await;
+        let mut deadline: Option<tokio::time::Instant> = None;
+        let outcome = loop {
+            let grace = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                result = &mut work => break Some(result),
+                _ = heartbeat.tick() => {
+                    match pending_info(&mut conn, &job.id).await {
+                        Ok(Some((owner, _))) if owner == consumer => {
+                            let _ = redis::cmd("XCLAIM").arg(STREAM).arg(GROUP)
+                                .arg(&consumer).arg(0).arg(&job.id).arg("JUSTID")
+                                .query_async::<Value>(&mut conn).await;
+                        }
+                        Ok(_) => {
+                            tracing::warn!(entry = %job.id, "another worker took this job over; abandoning it");
+                            break Some(Ok(Ended::Pending));
+                        }
+                        Err(e) => tracing::warn!(error = %e, "lease heartbeat failed"),
+                    }
+                }
+                _ = shutdown.changed(), if deadline.is_none() => {
+                    tracing::info!(entry = %job.id, grace_secs = self.cfg.shutdown_grace.as_secs_f64(),
+                        "shutting down: letting the current job finish");
+                    deadline = Some(tokio::time::Instant::now() + self.cfg.shutdown_grace);
+                }
+                _ = grace => break None,
+            }
+        };
+        // Dropping the job kills its ffmpeg and removes its work directory.
+        drop(work);
+        match outcome {
+            Some(result) => Ok(result),
+            None => {
+                tracing::warn!(entry = %job.id, "shutdown grace over: handing the job back");
+                self.hand_back(job).await?;
+                Ok(Ok(Ended::Pending))
+            }
+        }
+    }
+
+    /// `action=delete`: the video is gone from the app; remove its ladder, source and upload.
+    async fn delete_media(&mut self, job: &Job, video: &str) -> Result<()> {
+        let root = self.cfg.media_dir.clone();
+        let removed = [
+            root.join("media").join(video),
+            root.join("sources").join(video),
+            root.join("uploads").join(video),
+        ]
+        .into_iter()
+        .filter(|p| {
+            let gone = if p.is_dir() {
+                std::fs::remove_dir_all(p)
+            } else {
+                std::fs::remove_file(p)
+            };
+            gone.is_ok()
+        })
+        .count();
+        tracing::info!(video, removed, "media deleted");
+        let event = Event::new(
+            format!("media.deleted:{video}:{}", job.id),
+            "media.deleted",
+            video,
+            json!({}),
+        );
+        // The app has usually deleted the video already and answers 404: that is the
+        // acknowledgement too.
+        self.cfg.events.deliver(&event).await;
+        self.ack(job).await
+    }
+
+    async fn hand_back(&mut self, job: &Job) -> Result<()> {
+        redis::cmd("XCLAIM")
+            .arg(STREAM)
+            .arg(GROUP)
+            .arg(&self.cfg.consumer)
+            .arg(0)
+            .arg(&job.id)
+            .arg("IDLE")
+            .arg(self.cfg.claim_timeout.as_millis() as u64)
+            .arg("RETRYCOUNT")
+            .arg(job.attempt.saturating_sub(1))
+            .arg("JUSTID")
+            .query_async::<Value>(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn ack(&mut self, job: &Job) -> Result<()> {
+        redis::pipe()
+            .atomic()
+            .cmd("XACK")
+            .arg(STREAM)
+            .arg(GROUP)
+            .arg(&job.id)
+            .ignore()
+            .cmd("HDEL")
+            .arg(ERRORS)
+            .arg(&job.id)
+            .ignore()
+            .query_async::<()>(&mut self.conn)
+            .await?;
+        tracing::info!(entry = %job.id, "job acknowledged");
+        Ok(())
+    }
+
+    async fn send_failed(&self, job: &Job, video: &str, error: &str, last: bool) {
+        let event = Event::new(
+            format!("transcode.failed:{video}:{}:{}", job.id, job.attempt),
+            "transcode.failed",
+            video,
+            json!({"error": error, "final": last}),
+        );
+        self.cfg.events.deliver(&event).await;
+    }
+
+    /// Moves the entry to the dead-letter stream (fields + error) and fails the video. The
+    /// event goes first, then XADD + XACK in one transaction, so a crash in between redelivers
+    /// the entry rather than losing it.
+    async fn dead_letter(&mut self, job: &Job, error: &str) -> Result<()> {
+        tracing::error!(entry = %job.id, error, "job dead-lettered");
+        let video = job.fields.get("video_id").cloned().unwrap_or_default();
+        if is_safe_id(&video) {
+            self.send_failed(job, &video, error, true).await;
+        }
+        let mut fields: Vec<(String, String)> = job.fields.clone().into_iter().collect();
+        fields.sort();
+        fields.push(("error".into(), error.into()));
+        fields.push(("original_id".into(), job.id.clone()));
+        fields.push(("deliveries".into(), job.attempt.to_string()));
+        redis::pipe()
+            .atomic()
+            .cmd("XADD")
+            .arg(DEAD)
+            .arg("*")
+            .arg(&fields)
+            .ignore()
+            .cmd("XACK")
+            .arg(STREAM)
+            .arg(GROUP)
+            .arg(&job.id)
+            .ignore()
+            .cmd("HDEL")
+            .arg(ERRORS)
+            .arg(&job.id)
+            .ignore()
+            .query_async::<()>(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn pending_info(
+    conn: &mut MultiplexedConnection,
+    id: &str,
+) -> Result<Option<(String, usize)>> {
+    let reply: StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg(STREAM)
+        .arg(GROUP)
+        .arg(id)
+        .arg(id)
+        .arg(1)
+        .query_async(conn)
+        .await?;
+    Ok(reply
+        .ids
+        .into_iter()
+        .next()
+        .map(|p| (p.consumer, p.times_delivered)))
+}
+
+/// A work directory `media/.tmp-<video>-<random>/` guarded by an exclusive lock on the sibling
+/// file `<dir>.lock`: the OS drops the lock when the process dies (even by SIGKILL), which is
+/// how a starting worker tells a dead worker's leftovers from a live worker's output.
+struct WorkDir {
+    path: PathBuf,
+    lock_path: PathBuf,
+    _lock: std::fs::File,
+    published: bool,
+}
+
+impl WorkDir {
+    fn create(media: &Path, video: &str) -> std::io::Result<WorkDir> {
+        let path = media.join(format!(".tmp-{video}-{}", fsutil::random_hex(6)));
+        let lock_path = path.with_extension("lock");
+        let lock = std::fs::File::create(&lock_path)?;
+        lock.lock()?;
+        std::fs::create_dir(&path)?;
+        Ok(WorkDir {
+            path,
+            lock_path,
+            _lock: lock,
+            published: false,
+        })
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+        let _ = std::fs::remove_file(&self.lock_path);
+    }
+}
+
+pub fn clean_leftovers(media: &Path) -> Result<usize> {
+    let mut n = 0;
+    for entry in std::fs::read_dir(media)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !name.starts_with(".tmp-") || !path.is_dir() {
+            continue;
+        }
+        let lock_path = path.with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        if lock.try_lock().is_ok() {
+            std::fs::remove_dir_all(&path)?;
+            let _ = std::fs::remove_file(&lock_path);
+            tracing::info!(dir = %path.display(), "removed a dead worker's work directory");
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+const LADDER_FILE: &str = "ladder.json";
+
+async fn deliver_or_log(events: &EventSender, event: &Event) {
+    if let Delivery::Rejected(status, body) = events.deliver(event).await {
+        // Retrying cannot change a 4xx (e.g. the video was deleted meanwhile); the job is
+        // finished as far as the queue is concerned.
+        tracing::error!(event = %event.id, status, body, "the app refused the event for good");
+    }
+}
+
+async fn run_job(
+    cfg: &WorkConfig,
+    job: &Job,
+    video: &str,
+    source: &str,
+) -> Result<Ended, JobError> {
+    let media = cfg.media_dir.join("media");
+    let final_dir = media.join(video);
+    let completed_id = format!("transcode.completed:{video}:{}", job.id);
+
+    // A crash between publishing the ladder and acknowledging the job: announce what is there.
+    if let Ok(text) = std::fs::read(final_dir.join(LADDER_FILE)) {
+        if let Ok(data) = serde_json::from_slice::<serde_json::Value>(&text) {
+            tracing::info!(video, "ladder already published; announcing it again");
+            deliver_or_log(
+                &cfg.events,
+                &Event::new(completed_id, "transcode.completed", video, data),
+            )
+            .await;
+            return Ok(Ended::Done);
+        }
+    }
+
+    deliver_or_log(
+        &cfg.events,
+        &Event::new(
+            format!("transcode.started:{video}:{}:{}", job.id, job.attempt),
+            "transcode.started",
+            video,
+            json!({"attempt": job.attempt}),
+        ),
+    )
+    .await;
+
+    let source_path = cfg.media_dir.join(source);
+    let probe = transcode::probe(&cfg.tools, &source_path, source).await?;
+    tracing::info!(
+        video,
+        width = probe.width,
+        height = probe.height,
+        fps = probe.fps(),
+        duration = probe.duration,
+        audio = probe.audio_index.is_some(),
+        "probed"
+    );
+
+    let mut work = WorkDir::create(&media, video)
+        .map_err(|e| JobError::retry(format!("cannot create a work directory: {e}")))?;
+
+    // Progress goes out from its own task, newest value wins: a slow events endpoint never
+    // stalls ffmpeg's progress pipe.
+    let (tx, mut rx) = watch::channel(0u32);
+    let progress_events = cfg.events.clone();
+    let (progress_video, progress_prefix) =
+        (video.to_string(), format!("{}:{}", job.id, job.attempt));
+    let progress_task = tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let pct = *rx.borrow_and_update();
+            let event = Event::new(
+                format!("transcode.progress:{progress_video}:{progress_prefix}:{pct}"),
+                "transcode.progress",
+                &progress_video,
+                json!({"percent": pct}),
+            );
+            if let Err(e) = progress_events.send_once(&event).await {
+                tracing::debug!(error = %e, "progress event not delivered (best effort)");
+            }
+        }
+    });
+    let mut throttle = Throttle::default();
+    let encoded = transcode::encode(&cfg.tools, &source_path, &probe, &work.path, |pct| {
+        if let Some(p) = throttle.admit(pct.min(99.0)) {
+            let _ = tx.send(p);
+        }
+    })
+    .await;
+    drop(tx);
+    progress_task.abort();
+    let data = encoded?;
+
+    let ladder = serde_json::to_vec_pretty(&data).expect("serialises");
+    let path = work.path.clone();
+    let final_clone = final_dir.clone();
+    let media_clone = media.clone();
+    let published = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+        std::fs::write(path.join(LADDER_FILE), &ladder)?;
+        fsutil::sync_tree(&path)?;
+        match std::fs::rename(&path, &final_clone) {
+            Ok(()) => {
+                fsutil::sync_dir(&media_clone)?;
+                Ok(true)
+            }
+            // Another worker published this video first; theirs stands.
+            Err(_) if final_clone.join(LADDER_FILE).exists() => Ok(false),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+    .expect("publishing does not panic")
+    .map_err(|e| JobError::retry(format!("cannot publish the ladder: {e}")))?;
+    work.published = published;
+    drop(work);
+
+    let data = if published {
+        data
+    } else {
+        serde_json::from_slice(&std::fs::read(final_dir.join(LADDER_FILE)).unwrap_or_default())
+            .unwrap_or(data)
+    };
+    deliver_or_log(
+        &cfg.events,
+        &Event::new(completed_id, "transcode.completed", video, data),
+    )
+    .await;
+    Ok(Ended::Done)
+}
