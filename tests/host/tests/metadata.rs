@@ -24,7 +24,10 @@ fn app() -> App {
     let host = HostConfig::new("spin.toml", state.path())
         .var("session_secret", SESSION_SECRET)
         .var("events_secret", EVENTS_SECRET)
-        .var("playback_secret", "metadata-test-playback-secret-0123456789")
+        .var(
+            "playback_secret",
+            "metadata-test-playback-secret-0123456789",
+        )
         .var("redis_address", redis.url())
         .start();
     App {

@@ -65,7 +65,10 @@ fn unknown_route_is_404_and_health_answers_from_wasm() {
             "a-test-session-secret-of-32-bytes-or-more",
         )
         .var("events_secret", "a-test-events-secret-of-32-bytes-or-more")
-        .var("playback_secret", "a-test-playback-secret-of-32-bytes-or-more")
+        .var(
+            "playback_secret",
+            "a-test-playback-secret-of-32-bytes-or-more",
+        )
         .start();
     let health = host.get("/health");
     assert_eq!(health.status, 200);
