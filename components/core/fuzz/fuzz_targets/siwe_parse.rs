@@ -32,5 +32,9 @@ fn check(text: &str) {
         );
         return;
     }
-    assert_eq!(again.as_ref(), Ok(&message), "input {text:?}, rendered {rendered:?}");
+    assert_eq!(
+        again.as_ref(),
+        Ok(&message),
+        "input {text:?}, rendered {rendered:?}"
+    );
 }
