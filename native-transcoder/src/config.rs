@@ -1,5 +1,6 @@
-//! Configuration shared by both roles: the events secret and the keys derived from it, and the
-//! checks that turn a missing prerequisite into a sentence at start-up rather than a failed job.
+//! Configuration shared by both roles: the events secret and the keys derived from it, the
+//! media origin's playback keys, and the checks that turn a missing prerequisite into a sentence
+//! at start-up rather than a failed job.
 
 use std::path::Path;
 use std::process::Command;
@@ -37,6 +38,44 @@ impl Keys {
 
     pub fn upload_refs(&self) -> Vec<&[u8]> {
         self.upload.iter().map(|k| k.as_slice()).collect()
+    }
+}
+
+/// The media origin's keys: the raw bytes of `playback_secret` and, during a rotation,
+/// `playback_secret_previous`, exactly as the playback component signs with them (never derived
+/// from `events_secret`).
+#[derive(Clone)]
+pub struct PlaybackKeys {
+    /// Current first, then previous.
+    pub keys: Vec<Vec<u8>>,
+}
+
+impl PlaybackKeys {
+    /// `None` when no current secret is set (the origin then refuses media with 503); an error
+    /// when one is set but shorter than the playback component accepts.
+    pub fn from_secrets(
+        current: Option<&str>,
+        previous: Option<&str>,
+    ) -> Result<Option<PlaybackKeys>> {
+        let Some(current) = current.filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        let min = streamgate_core::session::MIN_SECRET_BYTES;
+        if current.len() < min {
+            bail!(
+                "the playback secret (STREAMGATE_PLAYBACK_SECRET or SPIN_VARIABLE_PLAYBACK_SECRET) \
+                 needs at least {min} bytes"
+            );
+        }
+        let mut keys = vec![current.as_bytes().to_vec()];
+        if let Some(previous) = previous.filter(|s| !s.is_empty()) {
+            keys.push(previous.as_bytes().to_vec());
+        }
+        Ok(Some(PlaybackKeys { keys }))
+    }
+
+    pub fn refs(&self) -> Vec<&[u8]> {
+        self.keys.iter().map(|k| k.as_slice()).collect()
     }
 }
 

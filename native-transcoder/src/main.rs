@@ -1,5 +1,6 @@
-//! `native-transcoder serve` (tus upload origin) and `native-transcoder work` (ffmpeg queue
-//! worker). See docs/native-transcoder.md.
+//! `native-transcoder serve` (tus upload origin and media origin), `native-transcoder work`
+//! (ffmpeg queue worker) and `native-transcoder ladder` (one transcode, for benchmarks). See
+//! docs/native-transcoder.md.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use native_transcoder::config::{check_ffmpeg, prepare_media_dir, Keys};
+use native_transcoder::bench::Mode;
+use native_transcoder::config::{check_ffmpeg, prepare_media_dir, Keys, PlaybackKeys};
 use native_transcoder::events::EventSender;
 use native_transcoder::server::{serve, ServeConfig};
 use native_transcoder::transcode::Tools;
@@ -27,10 +29,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The tus 1.0 upload origin.
+    /// The tus 1.0 upload origin and the token-checked media origin.
     Serve(ServeArgs),
     /// The transcode worker: consumes streamgate:jobs and drives ffmpeg.
     Work(WorkArgs),
+    /// Transcode one file with the worker's ladder (or one ffmpeg per rung) and print timings.
+    Ladder(LadderArgs),
 }
 
 /// Secrets come from the environment only: a flag would show in `ps` to every local user.
@@ -60,6 +64,35 @@ struct ServeArgs {
     /// A PATCH body that sends nothing for this many seconds is cut (its bytes are kept).
     #[arg(long, env = "STREAMGATE_BODY_IDLE_SECS", default_value_t = 30)]
     body_idle_secs: u64,
+    /// `Cache-Control: private, max-age=<this>` on media files.
+    #[arg(long, env = "STREAMGATE_MEDIA_MAX_AGE_SECS", default_value_t = 3600)]
+    media_max_age_secs: u64,
+}
+
+#[derive(Args)]
+struct LadderArgs {
+    /// The source video.
+    #[arg(long)]
+    input: PathBuf,
+    /// An empty (or new) directory for the output.
+    #[arg(long)]
+    output: PathBuf,
+    /// The baseline: one ffmpeg process per rung (same encoder settings), all at once.
+    #[arg(long)]
+    per_rung: bool,
+    /// With --per-rung: run the processes one after another instead.
+    #[arg(long, requires = "per_rung")]
+    sequential: bool,
+    /// Print the ffmpeg command line(s) on stderr before running.
+    #[arg(long)]
+    print_command: bool,
+    /// libx264 preset.
+    #[arg(long, env = "STREAMGATE_X264_PRESET", default_value = "veryfast")]
+    preset: String,
+    #[arg(long, env = "STREAMGATE_FFMPEG", default_value = "ffmpeg")]
+    ffmpeg: PathBuf,
+    #[arg(long, env = "STREAMGATE_FFPROBE", default_value = "ffprobe")]
+    ffprobe: PathBuf,
 }
 
 #[derive(Args)]
@@ -104,6 +137,23 @@ fn keys() -> Result<Keys> {
     )
 }
 
+/// The media origin's keys: raw `playback_secret` bytes, as the playback component signs.
+fn playback_keys() -> Result<Option<PlaybackKeys>> {
+    let var = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok());
+    PlaybackKeys::from_secrets(
+        var(&[
+            "STREAMGATE_PLAYBACK_SECRET",
+            "SPIN_VARIABLE_PLAYBACK_SECRET",
+        ])
+        .as_deref(),
+        var(&[
+            "STREAMGATE_PLAYBACK_SECRET_PREVIOUS",
+            "SPIN_VARIABLE_PLAYBACK_SECRET_PREVIOUS",
+        ])
+        .as_deref(),
+    )
+}
+
 /// Flips to true on the first SIGTERM or SIGINT.
 fn shutdown_signal() -> Result<watch::Receiver<bool>> {
     let (tx, rx) = watch::channel(false);
@@ -120,6 +170,25 @@ fn shutdown_signal() -> Result<watch::Receiver<bool>> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // Needs no secrets and no queue.
+    if let Command::Ladder(a) = cli.command {
+        check_ffmpeg(&a.ffmpeg, &a.ffprobe)?;
+        let tools = Tools {
+            ffmpeg: a.ffmpeg,
+            ffprobe: a.ffprobe,
+            preset: a.preset,
+        };
+        let mode = match (a.per_rung, a.sequential) {
+            (false, _) => Mode::Single,
+            (true, false) => Mode::PerRungParallel,
+            (true, true) => Mode::PerRungSequential,
+        };
+        let report =
+            native_transcoder::bench::run(&tools, &a.input, &a.output, mode, a.print_command)
+                .await?;
+        println!("{report}");
+        return Ok(());
+    }
     let keys = keys()?;
     let mut shutdown = shutdown_signal()?;
     match cli.command {
@@ -131,6 +200,8 @@ async fn run(cli: Cli) -> Result<()> {
                 keys,
                 events_url: a.common.events_url,
                 body_idle_timeout: Duration::from_secs(a.body_idle_secs.max(1)),
+                playback_keys: playback_keys()?,
+                media_max_age: a.media_max_age_secs,
             };
             serve(config, async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;
@@ -171,6 +242,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("native-transcoder worker ready");
             worker.run(shutdown).await
         }
+        Command::Ladder(_) => unreachable!("handled above"),
     }
 }
 

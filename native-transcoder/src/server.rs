@@ -1,6 +1,6 @@
 //! The origin's HTTP server (hyper 1, HTTP/1.1). Routing is by path prefix so each surface is
-//! its own module: `/uploads/…` is tus (`tus.rs`); `/media/…` (signed segment delivery) will be
-//! a sibling module added to `route` without touching the upload code.
+//! its own module: `/uploads/…` is tus (`tus.rs`); `/media/…` is signed segment delivery
+//! (`media.rs`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,8 +16,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use streamgate_core::api_error::ApiError;
 
-use crate::config::{prepare_media_dir, Keys};
+use crate::config::{prepare_media_dir, Keys, PlaybackKeys};
 use crate::events::{EventSender, Outbox};
+use crate::media::Media;
 use crate::tus::Uploads;
 
 /// Response bodies are boxed so a later module can stream files (segments) through the same
@@ -57,16 +58,23 @@ pub struct ServeConfig {
     pub events_url: String,
     /// A PATCH whose body sends nothing for this long is cut (its bytes so far are kept).
     pub body_idle_timeout: Duration,
+    /// Keys for `/media/…` tokens (raw `playback_secret` bytes); `None` refuses media (503).
+    pub playback_keys: Option<PlaybackKeys>,
+    /// `Cache-Control: private, max-age=<this>` on media files.
+    pub media_max_age: u64,
 }
 
 struct State {
     uploads: Uploads,
+    media: Media,
 }
 
 async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
     let mut response = if path == "/uploads" || path.starts_with("/uploads/") {
         state.uploads.handle(req).await
+    } else if path.starts_with("/media/") {
+        state.media.handle(req).await
     } else {
         error_response(&ApiError::not_found("no such resource on the media origin"))
     };
@@ -77,13 +85,13 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
     );
-    headers.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static(
+    // A module that sets its own list (media) keeps it.
+    headers
+        .entry(header::ACCESS_CONTROL_EXPOSE_HEADERS)
+        .or_insert(HeaderValue::from_static(
             "Location, Upload-Offset, Upload-Length, Upload-Metadata, Tus-Resumable, \
              Tus-Version, Tus-Extension, Tus-Max-Size",
-        ),
-    );
+        ));
     response
 }
 
@@ -107,7 +115,17 @@ pub async fn serve(
     if recovered + resent > 0 {
         tracing::info!(recovered, resent, "finished what the previous run left");
     }
-    let state = Arc::new(State { uploads });
+    if config.playback_keys.is_none() {
+        tracing::warn!(
+            "no playback secret (STREAMGATE_PLAYBACK_SECRET): /media/… answers 503 until one is set"
+        );
+    }
+    let media = Media::new(
+        &config.media_dir,
+        config.playback_keys.clone(),
+        config.media_max_age,
+    );
+    let state = Arc::new(State { uploads, media });
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -115,7 +133,7 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     // One line on stdout, so scripts and tests learn the port when they asked for port 0.
     println!("native-transcoder origin listening on http://{addr}");
-    tracing::info!(%addr, media_dir = %config.media_dir.display(), "upload origin ready");
+    tracing::info!(%addr, media_dir = %config.media_dir.display(), "upload and media origin ready");
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();

@@ -1,0 +1,522 @@
+//! The media origin: `GET`/`HEAD /media/<video>/<path>?hdnts=<token>` serves
+//! `<media-dir>/media/<video>/<path>`, only with a valid playback token on each request (see
+//! docs/native-transcoder.md, "Media origin").
+//!
+//! - Token: `streamgate_core::edge_token::verify` under the raw bytes of `playback_secret` (and
+//!   `playback_secret_previous`), against the request's canonical path; the matching ACL entry
+//!   must end at a path-segment boundary (`/media/ab*` does not open `/media/abc/…`).
+//! - Paths: every segment is percent-decoded and must be a plain name (`[A-Za-z0-9._-]`, not
+//!   starting with `.`), so `..`, `%2e%2e`, `%2f`, backslashes, NUL, empty segments (`//`) and
+//!   hidden names are refused with 400 before the file system is touched; the file is then
+//!   canonicalized and must lie inside the video's directory (no symlink leaves it).
+//! - Only a published ladder is served: `media/<video>/` exists only after the worker renamed a
+//!   complete work directory into place (`ladder.json` is its marker); `.tmp-*` work directories
+//!   can never be named (a video id has no `.`). Only media file types are served.
+//! - Files are streamed in 64 KiB reads; one `Range: bytes=…` is honoured (206 / 416).
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::UNIX_EPOCH;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::{Frame, SizeHint};
+use streamgate_core::api_error::ApiError;
+use streamgate_core::edge_token;
+use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
+
+use crate::config::{now_unix, PlaybackKeys};
+use crate::fsutil::is_safe_id;
+use crate::server::{empty, error_response, Body};
+
+/// Marker the worker writes into a work directory before renaming it into place.
+const LADDER_MARKER: &str = "ladder.json";
+const CHUNK: usize = 64 * 1024;
+/// Headers a player's script may read on a cross-origin media response.
+pub const EXPOSE_HEADERS: &str = "Content-Length, Content-Range, Accept-Ranges, Content-Type, ETag";
+
+#[derive(Clone)]
+pub struct Media {
+    root: PathBuf,
+    keys: Option<PlaybackKeys>,
+    max_age: u64,
+}
+
+type Reply = Result<Response<Body>, ApiError>;
+
+fn content_type(name: &str) -> Option<&'static str> {
+    let ext = name.rsplit_once('.')?.1;
+    Some(match ext.to_ascii_lowercase().as_str() {
+        "m4s" => "video/iso.segment",
+        "mp4" => "video/mp4",
+        "jpg" | "jpeg" => "image/jpeg",
+        "m3u8" => "application/vnd.apple.mpegurl",
+        _ => return None,
+    })
+}
+
+fn bad_path() -> ApiError {
+    ApiError::new(
+        400,
+        "invalid_path",
+        "the media path must be /media/<video>/<file> with plain names only",
+    )
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-decodes one path segment; `None` for a broken escape or bytes that are not UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hi = hex_value(*bytes.get(i + 1)?)?;
+            let lo = hex_value(*bytes.get(i + 2)?)?;
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A file name the origin may serve: plain ASCII, no separators, not hidden, not `.`/`..`.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// `/media/<video>/<a>/<b>` → (video, [a, b]), every segment decoded and checked.
+pub fn parse_path(raw: &str) -> Result<(String, Vec<String>), ApiError> {
+    let rest = raw.strip_prefix("/media/").ok_or_else(bad_path)?;
+    let mut segments = Vec::new();
+    for part in rest.split('/') {
+        let decoded = percent_decode(part).ok_or_else(bad_path)?;
+        if !is_plain_name(&decoded) {
+            return Err(bad_path());
+        }
+        segments.push(decoded);
+    }
+    if segments.len() < 2 || segments.len() > 8 || !is_safe_id(&segments[0]) {
+        return Err(bad_path());
+    }
+    let video = segments.remove(0);
+    Ok((video, segments))
+}
+
+/// `Range: bytes=a-b | a- | -n` against a file of `len` bytes. `None` means "send it all"
+/// (no Range, another unit, several ranges, or a syntax error, which RFC 9110 lets a server
+/// ignore); `Some(Err(()))` means unsatisfiable (416).
+#[allow(clippy::result_unit_err)]
+pub fn parse_range(value: Option<&str>, len: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = value?.trim().strip_prefix("bytes=")?.trim();
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    let num = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    if a.is_empty() {
+        let n = num(b)?;
+        if n == 0 || len == 0 {
+            return Some(Err(()));
+        }
+        return Some(Ok((len.saturating_sub(n), len - 1)));
+    }
+    let start = num(a)?;
+    let end = if b.is_empty() { None } else { Some(num(b)?) };
+    if let Some(end) = end {
+        if end < start {
+            return None;
+        }
+    }
+    if start >= len {
+        return Some(Err(()));
+    }
+    Some(Ok((start, end.map_or(len - 1, |e| e.min(len - 1)))))
+}
+
+/// Whether an `If-None-Match` / `If-Range` list names `etag` (weak comparison for the former).
+fn etag_listed(value: &str, etag: &str) -> bool {
+    value.trim() == "*"
+        || value
+            .split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == etag)
+}
+
+/// A response body that reads `remaining` bytes of an open file in 64 KiB chunks.
+struct FileBody {
+    file: tokio::fs::File,
+    remaining: u64,
+    buf: Vec<u8>,
+}
+
+impl hyper::body::Body for FileBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = &mut *self;
+        if this.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let want = this.remaining.min(CHUNK as u64) as usize;
+        this.buf.resize(want, 0);
+        let mut read = ReadBuf::new(&mut this.buf[..want]);
+        match Pin::new(&mut this.file).poll_read(cx, &mut read) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Ok(())) => {
+                let n = read.filled().len();
+                if n == 0 {
+                    // The file shrank under us: end with an error rather than a short body
+                    // that claims to be complete.
+                    return Poll::Ready(Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the file is shorter than when the response started",
+                    ))));
+                }
+                this.remaining -= n as u64;
+                Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(
+                    &this.buf[..n],
+                )))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+impl Media {
+    /// `media_dir` is the media root (`<media-dir>`); files come from `<media-dir>/media/`.
+    /// Without keys every media request is refused with 503.
+    pub fn new(media_dir: &Path, keys: Option<PlaybackKeys>, max_age: u64) -> Media {
+        Media {
+            root: media_dir.join("media"),
+            keys,
+            max_age,
+        }
+    }
+
+    pub async fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<Body> {
+        let mut response = match self.dispatch(&req).await {
+            Ok(r) => r,
+            Err(e) => {
+                let mut r = error_response(&e);
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                if e.status == 405 {
+                    r.headers_mut().insert(
+                        header::ALLOW,
+                        HeaderValue::from_static("GET, HEAD, OPTIONS"),
+                    );
+                }
+                r
+            }
+        };
+        let headers = response.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPOSE_HEADERS),
+        );
+        // Lets players (hls.js, dash.js) measure download times for their bandwidth estimate.
+        headers.insert("Timing-Allow-Origin", HeaderValue::from_static("*"));
+        if req.method() == Method::HEAD {
+            // Same headers as GET, no body.
+            *response.body_mut() = empty();
+        }
+        response
+    }
+
+    async fn dispatch(&self, req: &Request<hyper::body::Incoming>) -> Reply {
+        let raw = req.uri().path();
+        if req.method() == Method::OPTIONS {
+            // CORS preflight: it carries no credentials by definition, and answering it grants
+            // nothing: the GET that follows still needs its token.
+            return Ok(Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .header(header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD, OPTIONS")
+                .header(
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    "Range, If-Range, If-None-Match, Accept, Origin",
+                )
+                .header(header::ACCESS_CONTROL_MAX_AGE, "86400")
+                .body(empty())
+                .expect("valid response"));
+        }
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return Err(ApiError::method_not_allowed());
+        }
+        let (video, segments) = parse_path(raw)?;
+        let canonical = format!("/media/{video}/{}", segments.join("/"));
+        self.check_token(req.uri().query(), &canonical)?;
+
+        let name = segments.last().expect("at least one file segment");
+        let Some(mime) = content_type(name) else {
+            return Err(ApiError::not_found("no such media file"));
+        };
+        let (file, meta) = self.open(&video, &segments).await?;
+        self.respond(req.headers(), file, meta, mime).await
+    }
+
+    fn check_token(&self, query: Option<&str>, path: &str) -> Result<(), ApiError> {
+        let Some(keys) = &self.keys else {
+            return Err(ApiError::new(
+                503,
+                "server_misconfigured",
+                "the media origin has no playback key: set STREAMGATE_PLAYBACK_SECRET \
+                 (or SPIN_VARIABLE_PLAYBACK_SECRET)",
+            ));
+        };
+        let token = query
+            .and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "hdnts")
+                    .map(|(_, v)| v.into_owned())
+            })
+            .unwrap_or_default();
+        let refuse = |code: &'static str, why: String| Err(ApiError::new(403, code, why));
+        match edge_token::verify(&token, &keys.refs(), path, now_unix()) {
+            Ok(t) => {
+                let bounded = t.acl.iter().any(|pattern| match pattern.strip_suffix('*') {
+                    Some(prefix) => {
+                        path.starts_with(prefix)
+                            && (prefix.ends_with('/')
+                                || path.len() == prefix.len()
+                                || path.as_bytes()[prefix.len()] == b'/')
+                    }
+                    None => pattern == path,
+                });
+                if bounded {
+                    Ok(())
+                } else {
+                    refuse(
+                        "token_wrong_path",
+                        "the playback token does not cover this path".into(),
+                    )
+                }
+            }
+            Err(e) => refuse(e.code(), format!("media refused: {e}")),
+        }
+    }
+
+    async fn open(
+        &self,
+        video: &str,
+        segments: &[String],
+    ) -> Result<(tokio::fs::File, std::fs::Metadata), ApiError> {
+        let missing = || ApiError::not_found("no such media file");
+        let video_dir = self.root.join(video);
+        // A published ladder only (the worker renames a complete directory into place).
+        if !tokio::fs::try_exists(video_dir.join(LADDER_MARKER))
+            .await
+            .unwrap_or(false)
+        {
+            return Err(missing());
+        }
+        let base = tokio::fs::canonicalize(&video_dir)
+            .await
+            .map_err(|_| missing())?;
+        let mut wanted = video_dir;
+        for s in segments {
+            wanted.push(s);
+        }
+        let real = tokio::fs::canonicalize(&wanted)
+            .await
+            .map_err(|_| missing())?;
+        if !real.starts_with(&base) || real == base {
+            tracing::warn!(path = %wanted.display(), "a media path resolves outside its video");
+            return Err(missing());
+        }
+        let file = tokio::fs::File::open(&real).await.map_err(|_| missing())?;
+        let meta = file.metadata().await.map_err(|_| missing())?;
+        if !meta.is_file() {
+            return Err(missing());
+        }
+        Ok((file, meta))
+    }
+
+    async fn respond(
+        &self,
+        headers: &HeaderMap,
+        mut file: tokio::fs::File,
+        meta: std::fs::Metadata,
+        mime: &'static str,
+    ) -> Reply {
+        let len = meta.len();
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let etag = format!("\"{len:x}-{mtime:x}\"");
+        let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+        let builder = |status: StatusCode| {
+            Response::builder()
+                .status(status)
+                .header(header::CONTENT_TYPE, mime)
+                .header(header::ACCEPT_RANGES, "bytes")
+                .header(header::ETAG, &etag)
+                // Private: the URL carries one viewer's token, so shared caches must not keep it.
+                .header(
+                    header::CACHE_CONTROL,
+                    format!("private, max-age={}", self.max_age),
+                )
+        };
+
+        if header_str(header::IF_NONE_MATCH).is_some_and(|v| etag_listed(v, &etag)) {
+            return Ok(builder(StatusCode::NOT_MODIFIED)
+                .body(empty())
+                .expect("valid response"));
+        }
+        // If-Range with a validator that no longer matches: send the whole (changed) file.
+        let range_allowed = match header_str(header::IF_RANGE) {
+            None => true,
+            Some(v) => v.trim() == etag,
+        };
+        let range = if range_allowed {
+            parse_range(header_str(header::RANGE), len)
+        } else {
+            None
+        };
+        let io = |e: std::io::Error| {
+            tracing::warn!(error = %e, "cannot read a media file");
+            ApiError::new(500, "read_failed", "the media file cannot be read")
+        };
+        let (status, start, count) = match range {
+            None => (StatusCode::OK, 0, len),
+            Some(Err(())) => {
+                let mut r = error_response(&ApiError::new(
+                    416,
+                    "range_not_satisfiable",
+                    format!("the requested range is outside the file ({len} bytes)"),
+                ));
+                let h = r.headers_mut();
+                h.insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"),
+                );
+                h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+                return Ok(r);
+            }
+            Some(Ok((a, b))) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
+        };
+        if start > 0 {
+            file.seek(SeekFrom::Start(start)).await.map_err(io)?;
+        }
+        let mut b = builder(status).header(header::CONTENT_LENGTH, count);
+        if status == StatusCode::PARTIAL_CONTENT {
+            b = b.header(
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{}/{len}", start + count - 1),
+            );
+        }
+        let body = FileBody {
+            file,
+            remaining: count,
+            buf: Vec::new(),
+        };
+        Ok(b.body(body.boxed()).expect("valid response"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_plain_names_only() {
+        let ok = parse_path("/media/vid_1/720p/seg_00001.m4s").unwrap();
+        assert_eq!(
+            ok,
+            ("vid_1".into(), vec!["720p".into(), "seg_00001.m4s".into()])
+        );
+        assert_eq!(
+            parse_path("/media/vid_1/poster%2Ejpg").unwrap().1,
+            vec!["poster.jpg".to_string()]
+        );
+        for bad in [
+            "/media/vid_1/../vid_2/poster.jpg",
+            "/media/vid_1/%2e%2e/vid_2/poster.jpg",
+            "/media/vid_1/%2E%2E%2Fvid_2%2Fposter.jpg",
+            "/media/vid_1/720p%2fseg.m4s",
+            "/media/vid_1/720p%5cseg.m4s",
+            "/media/vid_1/720p\\seg.m4s",
+            "/media/vid_1//etc/passwd",
+            "/media/vid_1/poster.jpg%00.m4s",
+            "/media/vid_1/.hidden",
+            "/media/vid_1/./poster.jpg",
+            "/media/vid_1/%zz",
+            "/media/vid_1",
+            "/media/vid_1/",
+            "/media/.tmp-vid_1-abc/720p/init.mp4",
+            "/media//etc/passwd",
+            "/mediax/vid_1/poster.jpg",
+        ] {
+            assert!(parse_path(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(None, 10), None);
+        assert_eq!(parse_range(Some("bytes=0-3"), 10), Some(Ok((0, 3))));
+        assert_eq!(parse_range(Some("bytes=4-"), 10), Some(Ok((4, 9))));
+        assert_eq!(parse_range(Some("bytes=-3"), 10), Some(Ok((7, 9))));
+        assert_eq!(parse_range(Some("bytes=-30"), 10), Some(Ok((0, 9))));
+        assert_eq!(parse_range(Some("bytes=5-100"), 10), Some(Ok((5, 9))));
+        assert_eq!(parse_range(Some("bytes=10-"), 10), Some(Err(())));
+        assert_eq!(parse_range(Some("bytes=-0"), 10), Some(Err(())));
+        assert_eq!(parse_range(Some("bytes=0-"), 0), Some(Err(())));
+        assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10), None);
+        assert_eq!(parse_range(Some("bytes=5-2"), 10), None);
+        assert_eq!(parse_range(Some("items=0-1"), 10), None);
+        assert_eq!(parse_range(Some("bytes=a-b"), 10), None);
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type("seg_00001.m4s"), Some("video/iso.segment"));
+        assert_eq!(content_type("init.mp4"), Some("video/mp4"));
+        assert_eq!(content_type("poster.jpg"), Some("image/jpeg"));
+        assert_eq!(
+            content_type("index.m3u8"),
+            Some("application/vnd.apple.mpegurl")
+        );
+        assert_eq!(content_type("ladder.json"), None);
+        assert_eq!(content_type("noext"), None);
+    }
+}
