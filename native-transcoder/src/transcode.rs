@@ -53,6 +53,10 @@ pub struct Tools {
 fn command(program: &Path) -> Command {
     let mut cmd = Command::new(program);
     cmd.stdin(Stdio::null()).kill_on_drop(true);
+    // Its own process group: a Ctrl-C in the worker's terminal (or a stop signal to the worker's
+    // group) must reach the worker, which decides whether the encode finishes or is handed back,
+    // not kill ffmpeg under it and count as a failed attempt.
+    cmd.process_group(0);
     // If the worker dies (even by SIGKILL) its ffmpeg must not go on writing into a work
     // directory that the next worker will clean.
     #[cfg(target_os = "linux")]

@@ -54,7 +54,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 
 // Children and their pipes do not keep this process alive: a test that hangs or forgets to stop
 // them still lets the file's process end, and the exit hook above kills them.
-function track(child) {
+export function track(child) {
   children.add(child);
   child.once('exit', () => children.delete(child));
   child.unref();
@@ -62,12 +62,12 @@ function track(child) {
   return child;
 }
 
-function exited(child) {
+export function exited(child) {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
 /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. Resolves once it is gone. */
-async function stopChild(child, graceMs = 10_000) {
+export async function stopChild(child, graceMs = 10_000) {
   if (!child || exited(child)) return;
   const gone = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
@@ -103,7 +103,7 @@ export function tempDir(prefix) {
   return dir;
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function randomSecret() {
   return randomBytes(32).toString('hex'); // 64 ASCII characters, 64 bytes of UTF-8
@@ -263,7 +263,7 @@ export async function startHost({ anvil, vars = {}, stateDir, clockOffsetSeconds
   throw lastError;
 }
 
-function firstLine(child, timeoutMs) {
+export function firstLine(child, timeoutMs) {
   return new Promise((resolve, reject) => {
     let buffered = '';
     const timer = setTimeout(() => done(new Error(`no "Serving" line within ${timeoutMs} ms`)), timeoutMs);
