@@ -11,7 +11,6 @@ mod rate_limits;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
-use spin_sdk::key_value::Store;
 use spin_sdk::sqlite3::Connection;
 use streamgate_core::api_error::ApiError;
 use streamgate_core::eip1271::verify_signature;
@@ -54,16 +53,6 @@ async fn handle(req: IncomingRequest) -> Response {
     outcome.unwrap_or_else(|e| response::error(&e))
 }
 
-fn key_value() -> Result<Store, ApiError> {
-    Store::open_default().map_err(|e| {
-        ApiError::new(
-            503,
-            "store_unavailable",
-            format!("the key-value store did not open: {e:?}"),
-        )
-    })
-}
-
 fn database() -> Result<Connection, ApiError> {
     Connection::open_default().map_err(|e| {
         ApiError::new(
@@ -101,7 +90,7 @@ fn issue_nonce(request: &ApiRequest) -> Result<Response, ApiError> {
         })
         .transpose()?;
     let now = now();
-    let kv = key_value()?;
+    let kv = streamgate_spin::session::key_value()?;
     rate_limits::check(
         &kv,
         "nonce_ip",
@@ -139,7 +128,7 @@ struct SessionAnswer {
 async fn verify(request: &ApiRequest) -> Result<Response, ApiError> {
     let body: VerifyRequest = request.json()?;
     let now = now();
-    let kv = key_value()?;
+    let kv = streamgate_spin::session::key_value()?;
     rate_limits::check(
         &kv,
         "verify_ip",
@@ -211,7 +200,7 @@ struct MeAnswer {
 }
 
 fn me(request: &ApiRequest) -> Result<Response, ApiError> {
-    let kv = key_value()?;
+    let kv = streamgate_spin::session::key_value()?;
     let keys = streamgate_spin::session::keys()?;
     let session =
         streamgate_spin::session::authenticate(request.header("authorization"), &keys, &kv, now())?;
@@ -226,7 +215,7 @@ fn me(request: &ApiRequest) -> Result<Response, ApiError> {
 }
 
 fn logout(request: &ApiRequest) -> Result<Response, ApiError> {
-    let kv = key_value()?;
+    let kv = streamgate_spin::session::key_value()?;
     let keys = streamgate_spin::session::keys()?;
     let session =
         streamgate_spin::session::authenticate(request.header("authorization"), &keys, &kv, now())?;

@@ -8,7 +8,6 @@ use spin_sdk::http_component;
 use streamgate_core::api_error::ApiError;
 use streamgate_core::edge_token;
 use streamgate_core::manifest::{self, Links};
-use streamgate_core::video::VideoStatus;
 use streamgate_spin::playback_keys::PlaybackKeys;
 use streamgate_spin::request::ApiRequest;
 use streamgate_spin::{config, now, response, video_schema};
@@ -52,14 +51,7 @@ fn serve(request: &ApiRequest) -> Result<Response, ApiError> {
         .map_err(|e| ApiError::new(403, e.code(), e.to_string()))?;
 
     let db = video_schema::open()?;
-    let video = video_schema::playable(&db, id)?;
-    if video.status != VideoStatus::Ready.as_str() {
-        return Err(ApiError::new(
-            409,
-            "not_ready",
-            format!("the video is `{}`, not ready to play", video.status),
-        ));
-    }
+    video_schema::ready_to_play(&db, id)?;
     let renditions = video_schema::renditions_of(&db, id)?;
     let media_base = config::get("media_base_url")?;
     let links = Links {

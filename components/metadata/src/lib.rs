@@ -8,7 +8,6 @@ mod store;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
-use spin_sdk::key_value::Store;
 use streamgate_core::api_error::ApiError;
 use streamgate_core::edge_token::{self, EdgeToken};
 use streamgate_core::session::Session;
@@ -59,13 +58,7 @@ async fn handle(req: IncomingRequest) -> Response {
 }
 
 fn signed_in(request: &ApiRequest) -> Result<Session, ApiError> {
-    let kv = Store::open_default().map_err(|e| {
-        ApiError::new(
-            503,
-            "store_unavailable",
-            format!("the key-value store did not open: {e:?}"),
-        )
-    })?;
+    let kv = streamgate_spin::session::key_value()?;
     let keys = streamgate_spin::session::keys()?;
     streamgate_spin::session::authenticate(request.header("authorization"), &keys, &kv, now())
 }

@@ -5,19 +5,9 @@ use spin_sdk::sqlite3::{Connection, Value};
 use streamgate_core::api_error::ApiError;
 use streamgate_core::video::{GateRule, Rendition, VideoStatus};
 
-pub fn db_error(e: impl std::fmt::Debug) -> ApiError {
-    ApiError::new(
-        503,
-        "store_unavailable",
-        format!("the video store failed: {e:?}"),
-    )
-}
-
-fn text(s: &str) -> Value {
-    Value::Text(s.to_string())
-}
-
-pub use streamgate_spin::video_schema::{gate_of, open, renditions_of};
+pub use streamgate_spin::video_schema::{
+    gate_of, open, read_error as db_error, renditions_of, text,
+};
 
 /// A rendition as listed on a video (segment lists stay internal: the manifests use them).
 #[derive(Serialize)]

@@ -7,12 +7,10 @@ mod holdings;
 use serde::Serialize;
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
-use spin_sdk::key_value::Store;
 use streamgate_core::api_error::ApiError;
 use streamgate_core::edge_token::{self, EdgeToken};
 use streamgate_core::gate::{self, CacheTtl, Holding};
 use streamgate_core::siwe::rfc3339_utc;
-use streamgate_core::video::VideoStatus;
 use streamgate_spin::chain::HttpChainReader;
 use streamgate_spin::playback_keys::PlaybackKeys;
 use streamgate_spin::request::ApiRequest;
@@ -64,13 +62,7 @@ fn seconds(variable: &'static str) -> Result<i64, ApiError> {
 
 async fn playback(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
     let now = now();
-    let kv = Store::open_default().map_err(|e| {
-        ApiError::new(
-            503,
-            "store_unavailable",
-            format!("the key-value store did not open: {e:?}"),
-        )
-    })?;
+    let kv = streamgate_spin::session::key_value()?;
     let session = streamgate_spin::session::authenticate(
         request.header("authorization"),
         &streamgate_spin::session::keys()?,
@@ -79,14 +71,7 @@ async fn playback(request: &ApiRequest, id: &str) -> Result<Response, ApiError> 
     )?;
     let keys = PlaybackKeys::load()?;
     let db = video_schema::open()?;
-    let video = video_schema::playable(&db, id)?;
-    if video.status != VideoStatus::Ready.as_str() {
-        return Err(ApiError::new(
-            409,
-            "not_ready",
-            format!("the video is `{}`, not ready to play", video.status),
-        ));
-    }
+    let video = video_schema::ready_to_play(&db, id)?;
 
     let viewer = session.address;
     let is_owner = video.owner.eq_ignore_ascii_case(&viewer.to_checksum(None));

@@ -22,6 +22,17 @@ fn store_unavailable(e: impl std::fmt::Debug) -> ApiError {
     )
 }
 
+/// The `default` key-value store (sessions' revocation list, caches, rate limits).
+pub fn key_value() -> Result<Store, ApiError> {
+    Store::open_default().map_err(|e| {
+        ApiError::new(
+            503,
+            "store_unavailable",
+            format!("the key-value store did not open: {e:?}"),
+        )
+    })
+}
+
 /// The keys from `session_secret` / `session_secret_previous`.
 pub fn keys() -> Result<SessionKeys, ApiError> {
     let current = config::get("session_secret")?;

@@ -25,7 +25,7 @@ pub fn open() -> Result<Connection, ApiError> {
     Ok(db)
 }
 
-fn read_error(e: impl std::fmt::Debug) -> ApiError {
+pub fn read_error(e: impl std::fmt::Debug) -> ApiError {
     ApiError::new(
         503,
         "store_unavailable",
@@ -33,7 +33,7 @@ fn read_error(e: impl std::fmt::Debug) -> ApiError {
     )
 }
 
-fn text(s: &str) -> Value {
+pub fn text(s: &str) -> Value {
     Value::Text(s.to_string())
 }
 
@@ -99,6 +99,19 @@ pub fn playable(db: &Connection, id: &str) -> Result<PlayableVideo, ApiError> {
         status,
         gate: gate_of(db, id)?,
     })
+}
+
+/// The video if it can be played now: 404 if unknown, 409 `not_ready` until it is `ready`.
+pub fn ready_to_play(db: &Connection, id: &str) -> Result<PlayableVideo, ApiError> {
+    let video = playable(db, id)?;
+    if video.status != streamgate_core::video::VideoStatus::Ready.as_str() {
+        return Err(ApiError::new(
+            409,
+            "not_ready",
+            format!("the video is `{}`, not ready to play", video.status),
+        ));
+    }
+    Ok(video)
 }
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
