@@ -33,10 +33,16 @@ fn cors(mut response: Response) -> Response {
     response
 }
 
-fn token(query: &str) -> &str {
+/// The `hdnts` query value, percent-decoded: clients may encode the token's `/`, `=` and `*`.
+fn token(query: &str) -> String {
     query
         .split('&')
         .find_map(|pair| pair.strip_prefix("hdnts="))
+        .map(|raw| {
+            percent_encoding::percent_decode_str(raw)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .unwrap_or_default()
 }
 
@@ -46,6 +52,7 @@ fn serve(request: &ApiRequest) -> Result<Response, ApiError> {
         return Err(ApiError::not_found("no such stream resource"));
     };
     let token = token(&request.query);
+    let token = token.as_str();
     let keys = PlaybackKeys::load()?;
     edge_token::verify(token, &keys.all(), &request.path, now())
         .map_err(|e| ApiError::new(403, e.code(), e.to_string()))?;

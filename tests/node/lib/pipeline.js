@@ -275,9 +275,10 @@ export async function startWorker({
 /**
  * Everything the creator flow needs, each part real and on its own free port: anvil, Redis,
  * the host (metadata + auth components) configured for them, the origin and one worker, all
- * sharing one events secret. `stop()` stops them all.
+ * sharing one events secret; the origin checks media tokens under the host's playback_secret.
+ * `hostVars` adds or overrides the host's Spin variables. `stop()` stops them all.
  */
-export async function startPipeline({ workerOptions = {} } = {}) {
+export async function startPipeline({ workerOptions = {}, hostVars = {} } = {}) {
   const parts = [];
   const stopAll = async () => {
     for (const p of parts.reverse()) await p.stop().catch(() => {});
@@ -296,11 +297,14 @@ export async function startPipeline({ workerOptions = {} } = {}) {
     const originPort = await freePort();
     const host = await startHost({
       anvil,
-      vars: {
+      // `hostVars`: more Spin variables, or a function of `{ port, domain }` returning them
+      // (e.g. `stream_base_url` naming the host itself).
+      vars: (where) => ({
         events_secret: eventsSecret,
         redis_address: redis.url,
         media_base_url: `http://127.0.0.1:${originPort}`,
-      },
+        ...(typeof hostVars === 'function' ? hostVars(where) : hostVars),
+      }),
     });
     parts.push(host);
     const eventsUrl = `${host.base}/internal/v1/events`;
