@@ -58,7 +58,7 @@ fn serve(request: &ApiRequest) -> Result<Response, ApiError> {
         .map_err(|e| ApiError::new(403, e.code(), e.to_string()))?;
 
     let db = video_schema::open()?;
-    video_schema::ready_to_play(&db, id)?;
+    video_schema::ensure_ready(&db, id)?;
     let renditions = video_schema::renditions_of(&db, id)?;
     let media_base = config::get("media_base_url")?;
     let links = Links {

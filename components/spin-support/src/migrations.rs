@@ -23,25 +23,35 @@ fn failed(e: impl std::fmt::Debug) -> ApiError {
     )
 }
 
-/// Brings `scope`'s schema up to the last of `migrations` (sorted by version).
-pub fn migrate(db: &Connection, scope: &str, migrations: &[Migration]) -> Result<(), ApiError> {
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-            scope TEXT NOT NULL, version INTEGER NOT NULL, applied_at INTEGER NOT NULL,
-            PRIMARY KEY (scope, version))",
-        &[],
-    )
-    .map_err(failed)?;
-    let current = db
+fn applied_version(db: &Connection, scope: &str) -> Result<i64, spin_sdk::sqlite3::Error> {
+    Ok(db
         .execute(
             "SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations WHERE scope = ?",
             &[Value::Text(scope.to_string())],
-        )
-        .map_err(failed)?
+        )?
         .rows()
         .next()
         .and_then(|row| row.get::<i64>("v"))
-        .unwrap_or(0);
+        .unwrap_or(0))
+}
+
+/// Brings `scope`'s schema up to the last of `migrations` (sorted by version).
+pub fn migrate(db: &Connection, scope: &str, migrations: &[Migration]) -> Result<(), ApiError> {
+    // Every request of every component comes through here: the common case (schema current)
+    // costs one read; the bookkeeping table is created only when that read finds none.
+    let current = match applied_version(db, scope) {
+        Ok(version) => version,
+        Err(_) => {
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                    scope TEXT NOT NULL, version INTEGER NOT NULL, applied_at INTEGER NOT NULL,
+                    PRIMARY KEY (scope, version))",
+                &[],
+            )
+            .map_err(failed)?;
+            applied_version(db, scope).map_err(failed)?
+        }
+    };
     for migration in migrations.iter().filter(|m| m.version > current) {
         for statement in migration.statements {
             db.execute(statement, &[]).map_err(failed)?;

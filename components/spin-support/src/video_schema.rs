@@ -79,8 +79,8 @@ pub struct PlayableVideo {
     pub gate: Vec<GateRule>,
 }
 
-/// The video's owner, status and gate, or 404.
-pub fn playable(db: &Connection, id: &str) -> Result<PlayableVideo, ApiError> {
+/// The video's owner and status, or 404.
+fn owner_and_status(db: &Connection, id: &str) -> Result<(String, String), ApiError> {
     let result = db
         .execute("SELECT owner, status FROM videos WHERE id = ?", &[text(id)])
         .map_err(read_error)?;
@@ -94,6 +94,12 @@ pub fn playable(db: &Connection, id: &str) -> Result<PlayableVideo, ApiError> {
             )
         })
         .ok_or_else(|| ApiError::not_found(format!("no video `{id}`")))?;
+    Ok((owner, status))
+}
+
+/// The video's owner, status and gate, or 404.
+pub fn playable(db: &Connection, id: &str) -> Result<PlayableVideo, ApiError> {
+    let (owner, status) = owner_and_status(db, id)?;
     Ok(PlayableVideo {
         owner,
         status,
@@ -101,16 +107,27 @@ pub fn playable(db: &Connection, id: &str) -> Result<PlayableVideo, ApiError> {
     })
 }
 
-/// The video if it can be played now: 404 if unknown, 409 `not_ready` until it is `ready`.
-pub fn ready_to_play(db: &Connection, id: &str) -> Result<PlayableVideo, ApiError> {
-    let video = playable(db, id)?;
-    if video.status != streamgate_core::video::VideoStatus::Ready.as_str() {
+/// 404 if unknown, 409 `not_ready` until the video is `ready`; reads nothing else.
+pub fn ensure_ready(db: &Connection, id: &str) -> Result<(), ApiError> {
+    let (_, status) = owner_and_status(db, id)?;
+    not_ready_unless_ready(&status)
+}
+
+fn not_ready_unless_ready(status: &str) -> Result<(), ApiError> {
+    if status != streamgate_core::video::VideoStatus::Ready.as_str() {
         return Err(ApiError::new(
             409,
             "not_ready",
-            format!("the video is `{}`, not ready to play", video.status),
+            format!("the video is `{status}`, not ready to play"),
         ));
     }
+    Ok(())
+}
+
+/// The video if it can be played now: 404 if unknown, 409 `not_ready` until it is `ready`.
+pub fn ready_to_play(db: &Connection, id: &str) -> Result<PlayableVideo, ApiError> {
+    let video = playable(db, id)?;
+    not_ready_unless_ready(&video.status)?;
     Ok(video)
 }
 
