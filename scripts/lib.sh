@@ -5,7 +5,8 @@ SG_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SG_WASM_PACKAGES=(health auth metadata playback manifest probe uses-llm)
 # faketime: the sign-in tests shift one host's clock to see a nonce expire (tests/node).
 # ffmpeg (with ffprobe): the native transcoder's worker and its tests (native-transcoder).
-SG_APT_PACKAGES=(redis-server wrk faketime ffmpeg)
+# chromium: headless browser playback with hls.js and dash.js (tests/node/browser_playback.test.js).
+SG_APT_PACKAGES=(redis-server wrk faketime ffmpeg chromium)
 
 sg_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
