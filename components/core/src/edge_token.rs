@@ -146,9 +146,17 @@ fn parse_fields(body: &str) -> Result<EdgeToken, TokenError> {
     })
 }
 
+/// `…*` covers the paths that start with `…`, but only at a path-segment boundary: an ACL
+/// `/uploads/ab*` opens `/uploads/ab` and `/uploads/ab/…`, never `/uploads/abc`. Stricter than a
+/// plain wildcard, so one video's token can never open another whose id it prefixes.
 fn covers(pattern: &str, path: &str) -> bool {
     match pattern.strip_suffix('*') {
-        Some(prefix) => path.starts_with(prefix),
+        Some(prefix) => {
+            path.starts_with(prefix)
+                && (prefix.ends_with('/')
+                    || path.len() == prefix.len()
+                    || path.as_bytes()[prefix.len()] == b'/')
+        }
         None => path == pattern,
     }
 }
@@ -215,6 +223,15 @@ mod tests {
             verify("garbage", &[KEY], "/", 1500),
             Err(TokenError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_prefix_wildcard_stops_at_a_segment_boundary() {
+        assert!(covers("/uploads/ab*", "/uploads/ab"));
+        assert!(covers("/uploads/ab*", "/uploads/ab/x"));
+        assert!(!covers("/uploads/ab*", "/uploads/abc"));
+        assert!(covers("/media/v1/*", "/media/v1/seg.m4s"));
+        assert!(!covers("/media/v1/*", "/media/v10/seg.m4s"));
     }
 
     #[test]
