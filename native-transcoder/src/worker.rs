@@ -400,19 +400,10 @@ impl Worker {
     }
 
     async fn ack(&mut self, job: &Job) -> Result<()> {
-        redis::pipe()
-            .atomic()
-            .cmd("XACK")
-            .arg(STREAM)
-            .arg(GROUP)
-            .arg(&job.id)
-            .ignore()
-            .cmd("HDEL")
-            .arg(ERRORS)
-            .arg(&job.id)
-            .ignore()
-            .query_async::<()>(&mut self.conn)
-            .await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        finish(&mut pipe, job);
+        pipe.query_async::<()>(&mut self.conn).await?;
         tracing::info!(entry = %job.id, "job acknowledged");
         Ok(())
     }
@@ -441,24 +432,15 @@ impl Worker {
         fields.push(("error".into(), error.into()));
         fields.push(("original_id".into(), job.id.clone()));
         fields.push(("deliveries".into(), job.attempt.to_string()));
-        redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .cmd("XADD")
             .arg(DEAD)
             .arg("*")
             .arg(&fields)
-            .ignore()
-            .cmd("XACK")
-            .arg(STREAM)
-            .arg(GROUP)
-            .arg(&job.id)
-            .ignore()
-            .cmd("HDEL")
-            .arg(ERRORS)
-            .arg(&job.id)
-            .ignore()
-            .query_async::<()>(&mut self.conn)
-            .await?;
+            .ignore();
+        finish(&mut pipe, job);
+        pipe.query_async::<()>(&mut self.conn).await?;
         Ok(())
     }
 }
@@ -666,4 +648,18 @@ async fn run_job(
     )
     .await;
     Ok(Ended::Done)
+}
+
+/// What ends a job's life in the stream, whatever the outcome: acknowledged, and its recorded
+/// error dropped. Added to the caller's transaction.
+fn finish(pipe: &mut redis::Pipeline, job: &Job) {
+    pipe.cmd("XACK")
+        .arg(STREAM)
+        .arg(GROUP)
+        .arg(&job.id)
+        .ignore()
+        .cmd("HDEL")
+        .arg(ERRORS)
+        .arg(&job.id)
+        .ignore();
 }
