@@ -151,7 +151,15 @@ const LADDER: [(u32, u32); 5] = [
     (360, 800),
     (240, 400),
 ];
+/// The audio track: AAC-LC (ffmpeg's native `aac` encoder's default profile, hence
+/// `mp4a.40.2`), stereo, 48 kHz, encoded once and shared by every rung.
 pub const AUDIO_KBPS: u32 = 128;
+pub const AUDIO_CODECS: &str = "mp4a.40.2";
+pub const AUDIO_CHANNELS: u32 = 2;
+pub const AUDIO_SAMPLE_RATE: u32 = 48_000;
+/// The audio track's name: its directory under the video and its media playlist's name.
+/// Rung names end in `p`, so it cannot collide with one.
+pub const AUDIO_TRACK: &str = "audio";
 
 fn even(x: f64) -> u32 {
     ((x / 2.0).round() as u32 * 2).max(2)

@@ -9,9 +9,12 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
-use streamgate_core::video::{validate_renditions, Rendition, Segment};
+use streamgate_core::video::{validate_tracks, AudioTrack, Rendition, Segment};
 
-use crate::ladder::{self, Probe, Rung, AUDIO_KBPS, SEGMENT_SECS};
+use crate::ladder::{
+    self, Probe, Rung, AUDIO_CHANNELS, AUDIO_CODECS, AUDIO_KBPS, AUDIO_SAMPLE_RATE, AUDIO_TRACK,
+    SEGMENT_SECS,
+};
 
 /// Why a job did not succeed. `permanent` errors fail the video at once (the input is bad);
 /// the others are retried by redelivery, up to the dead-letter limit.
@@ -120,9 +123,9 @@ pub async fn probe(tools: &Tools, source: &Path, name: &str) -> Result<Probe, Jo
 
 /// The ffmpeg arguments for the whole ladder in one process: decode once, normalise the frame
 /// rate, split to one scaler per rung, encode each with the same fixed GOP, keyframes forced on
-/// the segment grid (so segment N starts at the same instant in every rung), and let the HLS
-/// muxer write CMAF (fMP4) init + media segments per rung; plus a poster frame from the same
-/// decode.
+/// the segment grid (so segment N starts at the same instant in every rung), encode the audio
+/// once as its own track, and let the HLS muxer write CMAF (fMP4) init + media segments per
+/// track; plus a poster frame from the same decode.
 pub fn ffmpeg_args(
     tools: &Tools,
     source: &Path,
@@ -165,15 +168,16 @@ pub fn ffmpeg_args(
     push(&["-i", &source.to_string_lossy()]);
     push(&["-filter_complex", &graph]);
     let mut stream_map = Vec::new();
+    // With sound, every video variant names the one audio group: the muxer then writes the
+    // audio as a variant of its own instead of muxing a copy into each rung.
+    let group = if probe.audio_index.is_some() {
+        format!(",agroup:{AUDIO_TRACK}")
+    } else {
+        String::new()
+    };
     for (i, r) in rungs.iter().enumerate() {
         push(&["-map", &format!("[v{i}]")]);
-        let mut entry = format!("v:{i}");
-        if let Some(ai) = probe.audio_index {
-            push(&["-map", &format!("0:{ai}")]);
-            entry.push_str(&format!(",a:{i}"));
-        }
-        entry.push_str(&format!(",name:{}", r.name));
-        stream_map.push(entry);
+        stream_map.push(format!("v:{i}{group},name:{}", r.name));
         push(&[
             &format!("-b:v:{i}"),
             &format!("{}k", r.video_kbps),
@@ -196,16 +200,18 @@ pub fn ffmpeg_args(
         "-force_key_frames",
         &format!("expr:gte(t,n_forced*{SEGMENT_SECS})"),
     ]);
-    if probe.audio_index.is_some() {
+    if let Some(ai) = probe.audio_index {
+        push(&["-map", &format!("0:{ai}")]);
+        stream_map.push(format!("a:0{group},name:{AUDIO_TRACK}"));
         push(&[
             "-c:a",
             "aac",
             "-b:a",
             &format!("{AUDIO_KBPS}k"),
             "-ac",
-            "2",
+            &AUDIO_CHANNELS.to_string(),
             "-ar",
-            "48000",
+            &AUDIO_SAMPLE_RATE.to_string(),
         ]);
     }
     push(&["-f", "hls", "-hls_time", &SEGMENT_SECS.to_string()]);
@@ -246,8 +252,9 @@ pub async fn encode(
     mut progress: impl FnMut(f64),
 ) -> Result<Value, JobError> {
     let rungs = ladder::plan(probe.width, probe.height, probe.fps());
-    for r in &rungs {
-        std::fs::create_dir_all(out.join(&r.name))
+    let audio_dir = probe.audio_index.map(|_| AUDIO_TRACK.to_string());
+    for dir in rungs.iter().map(|r| &r.name).chain(&audio_dir) {
+        std::fs::create_dir_all(out.join(dir))
             .map_err(|e| JobError::retry(format!("cannot create the work directory: {e}")))?;
     }
     let args = ffmpeg_args(tools, source, probe, &rungs, out);
@@ -330,70 +337,108 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// Reads each rung's playlist back, renames its init segment to `init.mp4`, measures the
-/// segments and builds the `transcode.completed` data. ffmpeg's own playlists are removed: the
-/// manifest component renders playlists from this list.
+/// One track as ffmpeg wrote it: the init segment renamed to `init.mp4`, the segments measured.
+struct WrittenTrack {
+    init: Vec<u8>,
+    segments: Vec<Segment>,
+    /// Peak and average bits per second (RFC 8216 BANDWIDTH and AVERAGE-BANDWIDTH).
+    peak: u64,
+    average: u64,
+    duration: f64,
+}
+
+fn incomplete(m: String) -> JobError {
+    JobError::retry(format!("ffmpeg's output is incomplete: {m}"))
+}
+
+/// Reads back the playlist ffmpeg wrote in `out/<name>/` and removes it: the manifest
+/// component renders playlists from the track list instead.
+fn read_track(out: &Path, name: &str) -> Result<WrittenTrack, JobError> {
+    let dir = out.join(name);
+    let playlist = dir.join("index.m3u8");
+    let text = std::fs::read_to_string(&playlist)
+        .map_err(|e| incomplete(format!("{}: {e}", playlist.display())))?;
+    let parsed = ladder::parse_media_playlist(&text).map_err(incomplete)?;
+    let init_path = dir.join("init.mp4");
+    if parsed.init != "init.mp4" {
+        std::fs::rename(dir.join(&parsed.init), &init_path)
+            .map_err(|e| incomplete(format!("init segment {}: {e}", parsed.init)))?;
+    }
+    let init = std::fs::read(&init_path).map_err(|e| incomplete(format!("init.mp4: {e}")))?;
+    let (mut peak, mut total_bits, mut total_secs) = (0f64, 0f64, 0f64);
+    let mut segments = Vec::new();
+    for (uri, secs) in &parsed.segments {
+        let size = std::fs::metadata(dir.join(uri))
+            .map_err(|e| incomplete(format!("{name}/{uri}: {e}")))?
+            .len();
+        if size == 0 {
+            return Err(incomplete(format!("{name}/{uri} is empty")));
+        }
+        let bits = size as f64 * 8.0;
+        // A very short last segment would overstate the peak; Apple measures the peak over
+        // segments of roughly target duration, so treat anything shorter as 1 s.
+        peak = peak.max(bits / secs.max(1.0));
+        total_bits += bits;
+        total_secs += secs;
+        segments.push(Segment {
+            uri: format!("{name}/{uri}"),
+            duration: *secs,
+        });
+    }
+    let _ = std::fs::remove_file(&playlist);
+    let average = total_bits / total_secs.max(1e-3);
+    Ok(WrittenTrack {
+        init,
+        segments,
+        // A peak below the average would be a contradiction in the playlist: it happens when
+        // the bits sit in a tail shorter than 1 s (audio often ends in one 21 ms frame).
+        peak: peak.max(average).ceil() as u64,
+        average: average.ceil() as u64,
+        duration: total_secs,
+    })
+}
+
+/// Reads every track back and builds the `transcode.completed` data.
 fn collect(probe: &Probe, rungs: &[Rung], out: &Path, audio: bool) -> Result<Value, JobError> {
-    let bad = |m: String| JobError::retry(format!("ffmpeg's output is incomplete: {m}"));
     let mut renditions = Vec::new();
     let mut duration: f64 = 0.0;
     for r in rungs {
-        let dir = out.join(&r.name);
-        let playlist = dir.join("index.m3u8");
-        let text = std::fs::read_to_string(&playlist)
-            .map_err(|e| bad(format!("{}: {e}", playlist.display())))?;
-        let parsed = ladder::parse_media_playlist(&text).map_err(bad)?;
-        let init_path = dir.join("init.mp4");
-        if parsed.init != "init.mp4" {
-            std::fs::rename(dir.join(&parsed.init), &init_path)
-                .map_err(|e| bad(format!("init segment {}: {e}", parsed.init)))?;
-        }
-        let init = std::fs::read(&init_path).map_err(|e| bad(format!("init.mp4: {e}")))?;
-        let video_codec = ladder::avc1_from_init(&init)
-            .ok_or_else(|| bad(format!("{}/init.mp4 has no avcC box", r.name)))?;
-        let codecs = if audio {
-            format!("{video_codec},mp4a.40.2")
-        } else {
-            video_codec
-        };
-        let (mut peak, mut total_bits, mut total_secs) = (0f64, 0f64, 0f64);
-        let mut segments = Vec::new();
-        for (uri, secs) in &parsed.segments {
-            let size = std::fs::metadata(dir.join(uri))
-                .map_err(|e| bad(format!("{}/{uri}: {e}", r.name)))?
-                .len();
-            if size == 0 {
-                return Err(bad(format!("{}/{uri} is empty", r.name)));
-            }
-            let bits = size as f64 * 8.0;
-            // A very short last segment would overstate the peak; Apple measures the peak over
-            // segments of roughly target duration, so treat anything shorter as 1 s.
-            peak = peak.max(bits / secs.max(1.0));
-            total_bits += bits;
-            total_secs += secs;
-            segments.push(Segment {
-                uri: format!("{}/{uri}", r.name),
-                duration: *secs,
-            });
-        }
-        duration = duration.max(total_secs);
-        let _ = std::fs::remove_file(&playlist);
+        let track = read_track(out, &r.name)?;
+        let codecs = ladder::avc1_from_init(&track.init)
+            .ok_or_else(|| incomplete(format!("{}/init.mp4 has no avcC box", r.name)))?;
+        duration = duration.max(track.duration);
         renditions.push(Rendition {
             name: r.name.clone(),
             width: r.width,
             height: r.height,
-            bandwidth: peak.ceil() as u64,
-            average_bandwidth: (total_bits / total_secs.max(1e-3)).ceil() as u64,
+            bandwidth: track.peak,
+            average_bandwidth: track.average,
             frame_rate: round3(probe.fps()),
             codecs,
             init: format!("{}/init.mp4", r.name),
-            segments,
+            segments: track.segments,
+        });
+    }
+    let mut audio_tracks = Vec::new();
+    if audio {
+        let track = read_track(out, AUDIO_TRACK)?;
+        duration = duration.max(track.duration);
+        audio_tracks.push(AudioTrack {
+            name: AUDIO_TRACK.into(),
+            bandwidth: track.peak,
+            average_bandwidth: track.average,
+            codecs: AUDIO_CODECS.into(),
+            channels: AUDIO_CHANNELS,
+            sample_rate: AUDIO_SAMPLE_RATE,
+            init: format!("{AUDIO_TRACK}/init.mp4"),
+            segments: track.segments,
         });
     }
     // The app refuses (422) what this rejects; better to fail here, with the reason, and retry.
-    validate_renditions(&renditions).map_err(|e| bad(e.error))?;
+    validate_tracks(&renditions, &audio_tracks).map_err(|e| incomplete(e.error))?;
     Ok(json!({
         "renditions": renditions,
+        "audio": audio_tracks,
         "poster": "poster.jpg",
         "duration": round3(duration),
     }))

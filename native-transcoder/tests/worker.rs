@@ -52,7 +52,9 @@ fn check_ladder(media: &Path, video: &str, event: &Value, clip_secs: f64, audio:
     let data = &event["data"];
     let renditions: Vec<streamgate_core::video::Rendition> =
         serde_json::from_value(data["renditions"].clone()).unwrap();
-    streamgate_core::video::validate_renditions(&renditions).unwrap();
+    let audio_tracks: Vec<streamgate_core::video::AudioTrack> =
+        serde_json::from_value(data["audio"].clone()).unwrap();
+    streamgate_core::video::validate_tracks(&renditions, &audio_tracks).unwrap();
     assert!(renditions.len() >= 2, "{renditions:?}");
     let names: HashSet<_> = renditions.iter().map(|r| r.name.clone()).collect();
     assert_eq!(names.len(), renditions.len(), "no duplicate renditions");
@@ -60,8 +62,9 @@ fn check_ladder(media: &Path, video: &str, event: &Value, clip_secs: f64, audio:
     assert!(root.join("poster.jpg").metadata().unwrap().len() > 0);
     assert_eq!(data["poster"], "poster.jpg");
     for r in &renditions {
+        // Video only: the sound is its own track (below), not muxed into each rung.
         assert!(r.codecs.starts_with("avc1.64"), "{}", r.codecs);
-        assert_eq!(r.codecs.contains("mp4a.40.2"), audio, "{}", r.codecs);
+        assert!(!r.codecs.contains("mp4a"), "{}", r.codecs);
         assert!(r.bandwidth >= r.average_bandwidth && r.average_bandwidth > 0);
         assert_eq!(r.frame_rate, 30.0);
         assert_eq!(r.height % 2, 0);
@@ -74,6 +77,12 @@ fn check_ladder(media: &Path, video: &str, event: &Value, clip_secs: f64, audio:
                 "{}: {measured} vs {}",
                 s.uri,
                 s.duration
+            );
+            assert_eq!(
+                segment_packets(&init, &root.join(&s.uri), "a"),
+                0,
+                "{}: no audio in a video segment",
+                s.uri
             );
             total += s.duration;
         }
@@ -89,6 +98,42 @@ fn check_ladder(media: &Path, video: &str, event: &Value, clip_secs: f64, audio:
         for (a, b) in first.iter().zip(&this) {
             assert!((a - b).abs() < 0.1, "{first:?} vs {this:?}");
         }
+    }
+    // One AAC track shared by every rung, when the source has sound.
+    assert_eq!(audio_tracks.len(), usize::from(audio), "{audio_tracks:?}");
+    for a in &audio_tracks {
+        assert_eq!(
+            (
+                a.name.as_str(),
+                a.codecs.as_str(),
+                a.channels,
+                a.sample_rate
+            ),
+            ("audio", "mp4a.40.2", 2, 48_000)
+        );
+        // 128 kb/s AAC of a sine: well under the target, never zero.
+        assert!(
+            a.bandwidth >= a.average_bandwidth && a.average_bandwidth > 8_000,
+            "{a:?}"
+        );
+        assert!(a.bandwidth < 400_000, "{}", a.bandwidth);
+        let init = root.join(&a.init);
+        let mut total = 0.0;
+        for s in &a.segments {
+            let measured = audio_segment_duration(&init, &root.join(&s.uri), a.sample_rate);
+            assert!(
+                (measured - s.duration).abs() < 0.1,
+                "{}: {measured} vs {}",
+                s.uri,
+                s.duration
+            );
+            assert_eq!(segment_packets(&init, &root.join(&s.uri), "v"), 0);
+            total += s.duration;
+        }
+        assert!(
+            (total - clip_secs).abs() <= 0.5,
+            "audio: {total} s for a {clip_secs} s clip"
+        );
     }
     assert!((data["duration"].as_f64().unwrap() - clip_secs).abs() <= 0.5);
     // Only published ladders and no work directories are left.

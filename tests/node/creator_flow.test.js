@@ -146,9 +146,10 @@ function tmpEntries() {
  * origin is a later issue, so the test reads `<media-dir>/media/<id>/` directly):
  * - the API lists ≥ 2 renditions, names unique, the ones the source size calls for;
  * - `ladder.json` (what the worker announced in transcode.completed) agrees with the API;
- * - every listed init and media segment exists and ffprobe reads it (init + segment), with an
- *   H.264 stream of the rendition's size and an AAC stream; no file on disk is unlisted;
- * - each rendition's segment durations (listed and measured) sum to the clip's length.
+ * - every listed init and media segment exists and ffprobe reads it (init + segment): a
+ *   rendition's segments hold an H.264 stream of the rendition's size and no audio; the one
+ *   audio track's hold AAC and no video; no file on disk is unlisted;
+ * - each track's segment durations (listed and measured) sum to the clip's length.
  */
 async function assertLadder(video) {
   const names = video.renditions.map((r) => r.name);
@@ -177,7 +178,7 @@ async function assertLadder(video) {
       assert.equal(summary[field], r[field], `${r.name}.${field}: API and ladder agree`);
     }
     assert.ok(r.bandwidth >= r.average_bandwidth && r.average_bandwidth > 0, `${r.name}: bandwidths`);
-    assert.match(r.codecs, /^avc1\.[0-9a-f]{6},mp4a\.40\.2$/, `${r.name}: codecs string`);
+    assert.match(r.codecs, /^avc1\.[0-9a-f]{6}$/, `${r.name}: codecs string (video only: audio is its own track)`);
     assert.ok(r.segments.length >= 2, `${r.name}: 2–4 s segments make ≥ 2 of a ${CLIP_SECONDS} s clip`);
     const init = path.join(dir, r.init);
     assert.ok(fs.existsSync(init), `${r.name}: init segment ${r.init} exists`);
@@ -196,7 +197,7 @@ async function assertLadder(video) {
       assert.ok(v, `${seg.uri}: ffprobe finds a video stream`);
       assert.equal(v.codec_name, 'h264', `${seg.uri}: H.264`);
       assert.deepEqual([v.width, v.height], [r.width, r.height], `${seg.uri}: the rendition's size`);
-      assert.ok(a && a.codec_name === 'aac', `${seg.uri}: an AAC stream`);
+      assert.equal(a, undefined, `${seg.uri}: no audio muxed into a video segment`);
       assert.ok(probe.frames > 0, `${seg.uri}: video frames`);
       assert.ok(
         Math.abs(probe.duration - seg.duration) < 0.25,
@@ -209,6 +210,28 @@ async function assertLadder(video) {
     assert.ok(Math.abs(probedSum - CLIP_SECONDS) < 0.3, `${r.name}: measured durations sum to ${probedSum} s`);
     report.push(`${r.name} ${r.width}x${r.height} ${r.segments.length} segments ${probedSum.toFixed(3)} s`);
   }
+  assert.equal(video.audio.length, 1, `one audio track: ${JSON.stringify(video.audio)}`);
+  assert.equal(ladder.audio.length, 1, 'the ladder announced one audio track');
+  const [audio] = ladder.audio;
+  for (const field of ['name', 'bandwidth', 'average_bandwidth', 'codecs', 'channels', 'sample_rate']) {
+    assert.equal(video.audio[0][field], audio[field], `audio.${field}: API and ladder agree`);
+  }
+  assert.deepEqual([audio.codecs, audio.channels, audio.sample_rate], ['mp4a.40.2', 2, 48000], 'AAC-LC stereo 48 kHz');
+  assert.ok(audio.bandwidth >= audio.average_bandwidth && audio.average_bandwidth > 0, 'audio bandwidths');
+  listed.add(audio.init);
+  let audioSum = 0;
+  for (const seg of audio.segments) {
+    assert.ok(!listed.has(seg.uri), `audio segment ${seg.uri} listed once`);
+    listed.add(seg.uri);
+    const probe = await probeSegment(path.join(dir, audio.init), path.join(dir, seg.uri), scratch);
+    const a = probe.streams.find((s) => s.codec_type === 'audio');
+    assert.ok(a && a.codec_name === 'aac', `${seg.uri}: an AAC stream`);
+    assert.equal(probe.streams.find((s) => s.codec_type === 'video'), undefined, `${seg.uri}: audio only`);
+    assert.ok(Math.abs(probe.duration - seg.duration) < 0.1, `${seg.uri}: ffprobe ${probe.duration} s, listed ${seg.duration} s`);
+    audioSum += probe.duration;
+  }
+  assert.ok(Math.abs(audioSum - CLIP_SECONDS) < 0.3, `audio: measured durations sum to ${audioSum} s`);
+  report.push(`audio ${audio.codecs} ${audio.segments.length} segments ${audioSum.toFixed(3)} s`);
   assert.deepEqual([...onDisk].sort(), [...listed].sort(), 'every segment file on disk is listed, and only those');
   return report;
 }

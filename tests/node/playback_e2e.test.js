@@ -87,7 +87,7 @@ test('A holds the NFT: signed HLS and DASH URLs on the host, each carrying one E
   assert.equal(token.match(/data=(0x[0-9a-fA-F]{40})/)[1].toLowerCase(), stack.holder.address.toLowerCase());
 });
 
-test('ffprobe reads the signed master playlist (≥ 2 variants at the rendition sizes) and each media playlist', async () => {
+test('ffprobe reads the signed master playlist (≥ 2 variants at the rendition sizes, one AAC audio group) and each media playlist', async () => {
   const expected = video.renditions.map((r) => `${r.width}x${r.height}`).sort();
 
   const master = await probeUrl(urls.hls);
@@ -99,6 +99,7 @@ test('ffprobe reads the signed master playlist (≥ 2 variants at the rendition 
     'one video stream per rendition, at its resolution',
   );
   for (const s of videoStreams) assert.equal(s.codec_name, 'h264');
+  assert.ok(master.streams.some((s) => s.codec_type === 'audio' && s.codec_name === 'aac'), 'the master offers AAC audio');
   assert.equal(master.programs.length, video.renditions.length, 'one HLS variant (program) per rendition');
 
   const masterText = await (await fetch(urls.hls)).text();
@@ -114,10 +115,24 @@ test('ffprobe reads the signed master playlist (≥ 2 variants at the rendition 
     const v = probe.streams.filter((s) => s.codec_type === 'video');
     assert.equal(v.length, 1, `${name}: one video stream`);
     assert.deepEqual([v[0].width, v[0].height], [r.width, r.height], `${name}: the rendition's size`);
-    assert.ok(probe.streams.some((s) => s.codec_type === 'audio' && s.codec_name === 'aac'), `${name}: AAC audio`);
+    assert.ok(!probe.streams.some((s) => s.codec_type === 'audio'), `${name}: video only (audio is its own track)`);
     const duration = Number(probe.format.duration);
     assert.ok(Math.abs(duration - 4) < 0.5, `${name}: ffprobe measures ${duration} s for a 4 s clip`);
   }
+
+  // The audio group's one track, named by URI in #EXT-X-MEDIA, signed like the rest.
+  const media = masterText.split('\n').filter((l) => l.startsWith('#EXT-X-MEDIA:'));
+  assert.equal(media.length, 1, `one #EXT-X-MEDIA line:\n${masterText}`);
+  assert.match(media[0], /TYPE=AUDIO,GROUP-ID="audio"/);
+  for (const line of masterText.split('\n').filter((l) => l.startsWith('#EXT-X-STREAM-INF:'))) {
+    assert.match(line, /CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2",AUDIO="audio"/, 'each variant names the audio group and codec');
+  }
+  const audioUrl = new URL(/URI="([^"]+)"/.exec(media[0])[1], urls.hls).href;
+  assert.ok(audioUrl.includes('hdnts='), `the audio playlist URI carries the token: ${audioUrl}`);
+  const audio = await probeUrl(audioUrl);
+  assert.deepEqual(audio.streams.map((s) => [s.codec_type, s.codec_name]), [['audio', 'aac']], 'the audio playlist is AAC only');
+  const audioDuration = Number(audio.format.duration);
+  assert.ok(Math.abs(audioDuration - 4) < 0.5, `audio: ffprobe measures ${audioDuration} s for a 4 s clip`);
 });
 
 test('the origin serves a segment from a signed media playlist; tampered, other-video and expired tokens are 403 from the origin and the manifest routes', async () => {

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::video::Rendition;
+use crate::video::{AudioTrack, Rendition, Segment};
 
 /// Where things are served and the token that opens them.
 pub struct Links<'a> {
@@ -37,34 +37,68 @@ fn ordered(renditions: &[Rendition]) -> Vec<&Rendition> {
     v
 }
 
-/// `master.m3u8`: one `#EXT-X-STREAM-INF` per rendition; media playlists are relative to it
-/// (same directory, `/stream/<id>/`), carrying the token.
-pub fn hls_master(renditions: &[Rendition], token: &str) -> String {
+/// The HLS group every variant names in `AUDIO=`.
+const AUDIO_GROUP: &str = "audio";
+
+/// `master.m3u8`: one `#EXT-X-STREAM-INF` per rendition and, when the video has separate
+/// audio, one `#EXT-X-MEDIA` per audio track in one group. A variant's `BANDWIDTH` and
+/// `AVERAGE-BANDWIDTH` count everything a player downloads to play it (its video plus the
+/// largest audio track), and its `CODECS` lists the audio codecs too (RFC 8216 §4.3.4.2).
+/// Media playlists are relative to it (same directory, `/stream/<id>/`), carrying the token.
+pub fn hls_master(renditions: &[Rendition], audio: &[AudioTrack], token: &str) -> String {
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    for r in ordered(renditions) {
+    for (i, a) in audio.iter().enumerate() {
         let _ = writeln!(
             out,
-            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},RESOLUTION={}x{},FRAME-RATE={:.3},CODECS=\"{}\"\n{}.m3u8?hdnts={token}",
-            r.bandwidth, r.average_bandwidth, r.width, r.height, r.frame_rate, r.codecs, r.name
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"{}\",DEFAULT={},AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}.m3u8?hdnts={token}\"",
+            a.name,
+            if i == 0 { "YES" } else { "NO" },
+            a.channels,
+            a.name
         );
+    }
+    let audio_peak = audio.iter().map(|a| a.bandwidth).max().unwrap_or(0);
+    let audio_average = audio.iter().map(|a| a.average_bandwidth).max().unwrap_or(0);
+    let mut audio_codecs: Vec<&str> = Vec::new();
+    for a in audio {
+        if !audio_codecs.contains(&a.codecs.as_str()) {
+            audio_codecs.push(&a.codecs);
+        }
+    }
+    for r in ordered(renditions) {
+        let mut codecs = r.codecs.clone();
+        for c in &audio_codecs {
+            codecs.push(',');
+            codecs.push_str(c);
+        }
+        let _ = write!(
+            out,
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},RESOLUTION={}x{},FRAME-RATE={:.3},CODECS=\"{codecs}\"",
+            r.bandwidth + audio_peak,
+            r.average_bandwidth + audio_average,
+            r.width,
+            r.height,
+            r.frame_rate,
+        );
+        if !audio.is_empty() {
+            let _ = write!(out, ",AUDIO=\"{AUDIO_GROUP}\"");
+        }
+        let _ = writeln!(out, "\n{}.m3u8?hdnts={token}", r.name);
     }
     out
 }
 
-/// A rendition's media playlist: exact `#EXTINF`s, `#EXT-X-TARGETDURATION` the ceiling of the
-/// longest segment, the fMP4 init segment in `#EXT-X-MAP`.
-pub fn hls_media(r: &Rendition, links: &Links<'_>) -> String {
-    let longest = r
-        .segments
-        .iter()
-        .map(|s| s.duration)
-        .fold(0.0_f64, f64::max);
+/// A track's media playlist (a rendition's or an audio track's): exact `#EXTINF`s,
+/// `#EXT-X-TARGETDURATION` the ceiling of the longest segment, the fMP4 init segment in
+/// `#EXT-X-MAP`.
+pub fn hls_media(init: &str, segments: &[Segment], links: &Links<'_>) -> String {
+    let longest = segments.iter().map(|s| s.duration).fold(0.0_f64, f64::max);
     let mut out = format!(
         "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"{}\"\n",
         longest.ceil() as u64,
-        links.media(&r.init)
+        links.media(init)
     );
-    for s in &r.segments {
+    for s in segments {
         let _ = writeln!(out, "#EXTINF:{:.6},\n{}", s.duration, links.media(&s.uri));
     }
     out.push_str("#EXT-X-ENDLIST\n");
@@ -83,17 +117,53 @@ fn iso_duration(seconds: f64) -> String {
     format!("PT{:.3}S", seconds)
 }
 
-/// A static DASH MPD over the same CMAF segments: one adaptation set, a representation per
-/// rendition, `SegmentList` + `SegmentTimeline` (segment durations differ at the end).
-pub fn dash_mpd(renditions: &[Rendition], links: &Links<'_>) -> String {
+fn total(segments: &[Segment]) -> f64 {
+    segments.iter().map(|s| s.duration).sum()
+}
+
+/// A representation's `SegmentList`: the timeline in milliseconds, then the segment URLs.
+fn segment_list(out: &mut String, init: &str, segments: &[Segment], links: &Links<'_>) {
     const TIMESCALE: f64 = 1000.0;
+    let _ = writeln!(
+        out,
+        "        <SegmentList timescale=\"{}\">\n          <Initialization sourceURL=\"{}\"/>\n          <SegmentTimeline>",
+        TIMESCALE as u64,
+        xml_escape(&links.media(init))
+    );
+    // Start times from the summed durations, so rounding never accumulates drift.
+    let mut elapsed = 0.0;
+    for s in segments {
+        let start = (elapsed * TIMESCALE).round() as u64;
+        elapsed += s.duration;
+        let end = (elapsed * TIMESCALE).round() as u64;
+        let _ = writeln!(out, "            <S t=\"{start}\" d=\"{}\"/>", end - start);
+    }
+    out.push_str("          </SegmentTimeline>\n");
+    for s in segments {
+        let _ = writeln!(
+            out,
+            "          <SegmentURL media=\"{}\"/>",
+            xml_escape(&links.media(&s.uri))
+        );
+    }
+    out.push_str("        </SegmentList>\n      </Representation>\n");
+}
+
+/// A static DASH MPD over the same CMAF segments: a video adaptation set with a representation
+/// per rendition and, when the video has separate audio, an audio adaptation set with a
+/// representation per track; `SegmentList` + `SegmentTimeline` (segment durations differ at
+/// the end).
+pub fn dash_mpd(renditions: &[Rendition], audio: &[AudioTrack], links: &Links<'_>) -> String {
     let duration = renditions
         .iter()
-        .map(|r| r.segments.iter().map(|s| s.duration).sum::<f64>())
+        .map(|r| total(&r.segments))
+        .chain(audio.iter().map(|a| total(&a.segments)))
         .fold(0.0_f64, f64::max);
     let max_segment = renditions
         .iter()
-        .flat_map(|r| r.segments.iter().map(|s| s.duration))
+        .flat_map(|r| &r.segments)
+        .chain(audio.iter().flat_map(|a| &a.segments))
+        .map(|s| s.duration)
         .fold(0.0_f64, f64::max);
     let mut out = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" type=\"static\" mediaPresentationDuration=\"{}\" maxSegmentDuration=\"{}\" minBufferTime=\"PT2.000S\">\n  <Period id=\"0\" start=\"PT0.000S\">\n    <AdaptationSet id=\"0\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\">\n",
@@ -103,35 +173,34 @@ pub fn dash_mpd(renditions: &[Rendition], links: &Links<'_>) -> String {
     for r in ordered(renditions) {
         let _ = writeln!(
             out,
-            "      <Representation id=\"{}\" bandwidth=\"{}\" width=\"{}\" height=\"{}\" frameRate=\"{}\" codecs=\"{}\">\n        <SegmentList timescale=\"{}\">\n          <Initialization sourceURL=\"{}\"/>\n          <SegmentTimeline>",
+            "      <Representation id=\"{}\" bandwidth=\"{}\" width=\"{}\" height=\"{}\" frameRate=\"{}\" codecs=\"{}\">",
             xml_escape(&r.name),
             r.bandwidth,
             r.width,
             r.height,
             frame_rate(r.frame_rate),
             xml_escape(&r.codecs),
-            TIMESCALE as u64,
-            xml_escape(&links.media(&r.init))
         );
-        // Start times from the summed durations, so rounding never accumulates drift.
-        let mut elapsed = 0.0;
-        for s in &r.segments {
-            let start = (elapsed * TIMESCALE).round() as u64;
-            elapsed += s.duration;
-            let end = (elapsed * TIMESCALE).round() as u64;
-            let _ = writeln!(out, "            <S t=\"{start}\" d=\"{}\"/>", end - start);
-        }
-        out.push_str("          </SegmentTimeline>\n");
-        for s in &r.segments {
+        segment_list(&mut out, &r.init, &r.segments, links);
+    }
+    out.push_str("    </AdaptationSet>\n");
+    if !audio.is_empty() {
+        out.push_str("    <AdaptationSet id=\"1\" contentType=\"audio\" mimeType=\"audio/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\">\n");
+        for a in audio {
             let _ = writeln!(
                 out,
-                "          <SegmentURL media=\"{}\"/>",
-                xml_escape(&links.media(&s.uri))
+                "      <Representation id=\"{}\" bandwidth=\"{}\" codecs=\"{}\" audioSamplingRate=\"{}\">\n        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>",
+                xml_escape(&a.name),
+                a.bandwidth,
+                xml_escape(&a.codecs),
+                a.sample_rate,
+                a.channels,
             );
+            segment_list(&mut out, &a.init, &a.segments, links);
         }
-        out.push_str("        </SegmentList>\n      </Representation>\n");
+        out.push_str("    </AdaptationSet>\n");
     }
-    out.push_str("    </AdaptationSet>\n  </Period>\n</MPD>\n");
+    out.push_str("  </Period>\n</MPD>\n");
     out
 }
 
@@ -147,7 +216,6 @@ fn frame_rate(fps: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::video::Segment;
 
     fn rendition(name: &str, height: u32, bandwidth: u64, durations: &[f64]) -> Rendition {
         Rendition {
@@ -185,6 +253,7 @@ mod tests {
                 rendition("360p", 360, 800_000, &[4.0]),
                 rendition("720p", 720, 2_800_000, &[4.0]),
             ],
+            &[],
             "T",
         );
         assert_eq!(
@@ -197,7 +266,8 @@ mod tests {
 
     #[test]
     fn media_playlist_has_exact_durations_target_map_and_endlist() {
-        let p = hls_media(&rendition("720p", 720, 1, &[4.0, 4.004, 1.5]), &links());
+        let r = rendition("720p", 720, 1, &[4.0, 4.004, 1.5]);
+        let p = hls_media(&r.init, &r.segments, &links());
         assert!(
             p.contains("#EXT-X-TARGETDURATION:5\n"),
             "ceiling of 4.004: {p}"
@@ -219,6 +289,7 @@ mod tests {
     fn mpd_timeline_matches_segments_without_drift() {
         let mpd = dash_mpd(
             &[rendition("360p", 360, 800_000, &[4.0, 4.0, 1.333])],
+            &[],
             &links(),
         );
         assert!(mpd.contains("mediaPresentationDuration=\"PT9.333S\""));
@@ -228,5 +299,91 @@ mod tests {
         assert_eq!(mpd.matches("<SegmentURL").count(), 3);
         assert!(mpd.contains("frameRate=\"30\""));
         assert_eq!(frame_rate(29.97), "30000/1001");
+    }
+
+    fn audio(durations: &[f64]) -> AudioTrack {
+        AudioTrack {
+            name: "audio".into(),
+            bandwidth: 140_000,
+            average_bandwidth: 130_000,
+            codecs: "mp4a.40.2".into(),
+            channels: 2,
+            sample_rate: 48_000,
+            init: "audio/init.mp4".into(),
+            segments: durations
+                .iter()
+                .enumerate()
+                .map(|(i, d)| Segment {
+                    uri: format!("audio/seg_{:05}.m4s", i + 1),
+                    duration: *d,
+                })
+                .collect(),
+        }
+    }
+
+    fn video_only(name: &str, height: u32, bandwidth: u64) -> Rendition {
+        Rendition {
+            codecs: "avc1.64001f".into(),
+            ..rendition(name, height, bandwidth, &[4.0, 2.0])
+        }
+    }
+
+    #[test]
+    fn master_with_separate_audio_names_the_group_and_counts_audio_in_each_variant() {
+        let m = hls_master(
+            &[
+                video_only("720p", 720, 2_800_000),
+                video_only("360p", 360, 800_000),
+            ],
+            &[audio(&[4.011, 1.989])],
+            "T",
+        );
+        assert_eq!(
+            m,
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio.m3u8?hdnts=T\"\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=2940000,AVERAGE-BANDWIDTH=2650000,RESOLUTION=1280x720,FRAME-RATE=30.000,CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"audio\"\n720p.m3u8?hdnts=T\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=940000,AVERAGE-BANDWIDTH=850000,RESOLUTION=640x360,FRAME-RATE=30.000,CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"audio\"\n360p.m3u8?hdnts=T\n"
+        );
+    }
+
+    #[test]
+    fn audio_media_playlist_is_an_ordinary_media_playlist() {
+        let a = audio(&[4.011, 1.989]);
+        let p = hls_media(&a.init, &a.segments, &links());
+        assert!(p.contains("#EXT-X-TARGETDURATION:5\n"));
+        assert!(p.contains("#EXT-X-MAP:URI=\"http://cdn.test/media/vid/audio/init.mp4?hdnts="));
+        assert!(
+            p.contains("#EXTINF:4.011000,\nhttp://cdn.test/media/vid/audio/seg_00001.m4s?hdnts=")
+        );
+        assert!(p.ends_with("#EXT-X-ENDLIST\n"));
+    }
+
+    #[test]
+    fn mpd_with_separate_audio_has_one_adaptation_set_per_content_type() {
+        let mpd = dash_mpd(
+            &[video_only("360p", 360, 800_000)],
+            &[audio(&[4.011, 2.1])],
+            &links(),
+        );
+        assert_eq!(mpd.matches("<AdaptationSet ").count(), 2);
+        let (video, audio_set) = mpd.split_once("contentType=\"audio\"").unwrap();
+        assert!(video.contains("contentType=\"video\""));
+        assert!(
+            video.contains("codecs=\"avc1.64001f\""),
+            "video codecs only: {video}"
+        );
+        assert!(!video.contains("mp4a"));
+        assert!(audio_set.contains("mimeType=\"audio/mp4\""));
+        assert!(audio_set.contains(
+            "<Representation id=\"audio\" bandwidth=\"140000\" codecs=\"mp4a.40.2\" audioSamplingRate=\"48000\">"
+        ));
+        assert!(audio_set.contains("value=\"2\"/>"));
+        assert!(audio_set.contains("<S t=\"4011\" d=\"2100\"/>"));
+        assert!(audio_set
+            .contains("<SegmentURL media=\"http://cdn.test/media/vid/audio/seg_00002.m4s?hdnts="));
+        // The longest track sets the presentation's duration.
+        assert!(mpd.contains("mediaPresentationDuration=\"PT6.111S\""));
+        assert!(mpd.contains("maxSegmentDuration=\"PT4.011S\""));
     }
 }

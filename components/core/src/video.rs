@@ -171,7 +171,9 @@ pub struct Segment {
     pub duration: f64,
 }
 
-/// One rung of the ladder, as the worker reports it and the manifests render it.
+/// One rung of the ladder, as the worker reports it and the manifests render it. `bandwidth`,
+/// `average_bandwidth` and `codecs` are this track's own: when the video has separate
+/// [`AudioTrack`]s, the HLS master adds theirs to each variant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rendition {
     pub name: String,
@@ -185,8 +187,25 @@ pub struct Rendition {
     pub segments: Vec<Segment>,
 }
 
-/// Checks a rendition list from the worker: names and paths safe to put in URLs, numbers sane.
-pub fn validate_renditions(renditions: &[Rendition]) -> Result<(), ApiError> {
+/// An audio track of its own (CMAF: audio and video in separate files), shared by every
+/// rendition. Players that check each stream's codecs on its own (dash.js's MediaCapabilities
+/// check, HLS players switching video without refetching audio) need audio this way rather
+/// than muxed into each rendition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudioTrack {
+    pub name: String,
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+    pub codecs: String,
+    pub channels: u32,
+    pub sample_rate: u32,
+    pub init: String,
+    pub segments: Vec<Segment>,
+}
+
+/// Checks a video's tracks from the worker: names and paths safe to put in URLs, names unique
+/// across video and audio (each is a media playlist `/stream/<id>/<name>.m3u8`), numbers sane.
+pub fn validate_tracks(renditions: &[Rendition], audio: &[AudioTrack]) -> Result<(), ApiError> {
     let bad = |why: String| ApiError::new(422, "invalid_renditions", why);
     if renditions.is_empty() {
         return Err(bad("a ready video has at least one rendition".into()));
@@ -200,31 +219,49 @@ pub fn validate_renditions(renditions: &[Rendition]) -> Result<(), ApiError> {
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
     };
-    for r in renditions {
-        if !safe(&r.name) || r.name.contains('/') {
-            return Err(bad(format!(
-                "rendition name `{}` is not a plain name",
-                r.name
-            )));
+    let tracks = renditions
+        .iter()
+        .map(|r| (&r.name, &r.init, &r.segments, "rendition"))
+        .chain(
+            audio
+                .iter()
+                .map(|a| (&a.name, &a.init, &a.segments, "audio track")),
+        );
+    let mut names = std::collections::BTreeSet::new();
+    for (name, init, segments, kind) in tracks {
+        if !safe(name) || name.contains('/') {
+            return Err(bad(format!("{kind} name `{name}` is not a plain name")));
         }
-        if !safe(&r.init) || r.segments.iter().any(|s| !safe(&s.uri)) {
-            return Err(bad(format!("rendition `{}` has an unsafe path", r.name)));
+        if !names.insert(name.as_str()) {
+            return Err(bad(format!("two tracks are named `{name}`")));
         }
-        if r.segments.is_empty()
-            || r.segments
+        if !safe(init) || segments.iter().any(|s| !safe(&s.uri)) {
+            return Err(bad(format!("{kind} `{name}` has an unsafe path")));
+        }
+        if segments.is_empty()
+            || segments
                 .iter()
                 .any(|s| !(s.duration > 0.0 && s.duration.is_finite()))
         {
             return Err(bad(format!(
-                "rendition `{}` needs segments with positive durations",
-                r.name
+                "{kind} `{name}` needs segments with positive durations"
             )));
         }
+    }
+    for r in renditions {
         let fps_ok = r.frame_rate.is_finite() && r.frame_rate > 0.0;
         if r.width == 0 || r.height == 0 || r.bandwidth == 0 || !fps_ok {
             return Err(bad(format!(
                 "rendition `{}` has a zero size, bandwidth or frame rate",
                 r.name
+            )));
+        }
+    }
+    for a in audio {
+        if a.bandwidth == 0 || a.channels == 0 || a.sample_rate == 0 || a.codecs.is_empty() {
+            return Err(bad(format!(
+                "audio track `{}` has no codecs or a zero bandwidth, channel count or sample rate",
+                a.name
             )));
         }
     }
@@ -356,12 +393,65 @@ mod tests {
                 duration: 4.0,
             }],
         };
-        assert!(validate_renditions(std::slice::from_ref(&r)).is_ok());
+        assert!(validate_tracks(std::slice::from_ref(&r), &[]).is_ok());
         for bad in ["../x.m4s", "/etc/passwd", "720p//a", "a/./b", "a?b"] {
             let mut b = r.clone();
             b.segments[0].uri = bad.into();
-            assert!(validate_renditions(&[b]).is_err(), "{bad}");
+            assert!(validate_tracks(&[b], &[]).is_err(), "{bad}");
         }
-        assert!(validate_renditions(&[]).is_err());
+        assert!(validate_tracks(&[], &[]).is_err());
+    }
+
+    #[test]
+    fn audio_tracks_are_checked_like_renditions_and_names_are_unique() {
+        let video = Rendition {
+            name: "360p".into(),
+            width: 640,
+            height: 360,
+            bandwidth: 1,
+            average_bandwidth: 1,
+            frame_rate: 30.0,
+            codecs: "avc1.64001e".into(),
+            init: "360p/init.mp4".into(),
+            segments: vec![Segment {
+                uri: "360p/seg_00001.m4s".into(),
+                duration: 4.0,
+            }],
+        };
+        let audio = AudioTrack {
+            name: "audio".into(),
+            bandwidth: 130_000,
+            average_bandwidth: 128_000,
+            codecs: "mp4a.40.2".into(),
+            channels: 2,
+            sample_rate: 48_000,
+            init: "audio/init.mp4".into(),
+            segments: vec![Segment {
+                uri: "audio/seg_00001.m4s".into(),
+                duration: 4.011,
+            }],
+        };
+        let check = |a: AudioTrack| validate_tracks(std::slice::from_ref(&video), &[a]);
+        assert!(check(audio.clone()).is_ok());
+        let same_name = AudioTrack {
+            name: "360p".into(),
+            ..audio.clone()
+        };
+        assert!(check(same_name).unwrap_err().error.contains("two tracks"));
+        let traversal = AudioTrack {
+            init: "../init.mp4".into(),
+            ..audio.clone()
+        };
+        assert!(check(traversal).unwrap_err().error.contains("unsafe path"));
+        let silent = AudioTrack {
+            channels: 0,
+            ..audio.clone()
+        };
+        assert!(check(silent).is_err());
+        let empty = AudioTrack {
+            segments: vec![],
+            ..audio
+        };
+        assert!(check(empty).is_err());
     }
 }

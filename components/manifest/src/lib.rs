@@ -59,7 +59,7 @@ fn serve(request: &ApiRequest) -> Result<Response, ApiError> {
 
     let db = video_schema::open()?;
     video_schema::ensure_ready(&db, id)?;
-    let renditions = video_schema::renditions_of(&db, id)?;
+    let (renditions, audio) = video_schema::tracks_of(&db, id)?;
     let media_base = config::get("media_base_url")?;
     let links = Links {
         video_id: id,
@@ -70,21 +70,28 @@ fn serve(request: &ApiRequest) -> Result<Response, ApiError> {
     let (content_type, body) = if *file == "master.m3u8" {
         (
             "application/vnd.apple.mpegurl",
-            manifest::hls_master(&renditions, token),
+            manifest::hls_master(&renditions, &audio, token),
         )
     } else if *file == "manifest.mpd" {
         (
             "application/dash+xml",
-            manifest::dash_mpd(&renditions, &links),
+            manifest::dash_mpd(&renditions, &audio, &links),
         )
     } else if let Some(name) = file.strip_suffix(".m3u8") {
-        let rendition = renditions
+        let (init, segments) = renditions
             .iter()
             .find(|r| r.name == name)
-            .ok_or_else(|| ApiError::not_found(format!("no rendition `{name}`")))?;
+            .map(|r| (&r.init, &r.segments))
+            .or_else(|| {
+                audio
+                    .iter()
+                    .find(|a| a.name == name)
+                    .map(|a| (&a.init, &a.segments))
+            })
+            .ok_or_else(|| ApiError::not_found(format!("no rendition or audio track `{name}`")))?;
         (
             "application/vnd.apple.mpegurl",
-            manifest::hls_media(rendition, &links),
+            manifest::hls_media(init, segments, &links),
         )
     } else {
         return Err(ApiError::not_found("no such stream resource"));

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use spin_sdk::http::Response;
 use spin_sdk::sqlite3::{Connection, Value};
 use streamgate_core::api_error::ApiError;
-use streamgate_core::video::{validate_renditions, Rendition, VideoStatus};
+use streamgate_core::video::{validate_tracks, AudioTrack, Rendition, VideoStatus};
 use streamgate_core::{event_signature, keys};
 use streamgate_spin::request::ApiRequest;
 use streamgate_spin::{config, now, response};
@@ -36,6 +36,9 @@ struct Progress {
 #[derive(Deserialize)]
 struct Completed {
     renditions: Vec<Rendition>,
+    /// Separate audio tracks; absent from workers that mux audio into each rendition.
+    #[serde(default)]
+    audio: Vec<AudioTrack>,
     #[serde(default)]
     poster: Option<String>,
     #[serde(default)]
@@ -142,13 +145,13 @@ fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
         }
         "transcode.completed" => {
             let done: Completed = data(event)?;
-            validate_renditions(&done.renditions)?;
+            validate_tracks(&done.renditions, &done.audio)?;
             let current = store::video(db, id)?;
             if current.status == VideoStatus::Ready.as_str() {
                 return Ok(());
             }
-            // Renditions first, status last: nothing reads renditions until the video is ready.
-            store::replace_renditions(db, id, &done.renditions)?;
+            // Tracks first, status last: nothing reads tracks until the video is ready.
+            store::replace_tracks(db, id, &done.renditions, &done.audio)?;
             if let Some(poster) = &done.poster {
                 store::set_field(db, id, "poster", Value::Text(poster.clone()))?;
             }

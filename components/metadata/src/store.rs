@@ -3,11 +3,9 @@
 use serde::Serialize;
 use spin_sdk::sqlite3::{Connection, Value};
 use streamgate_core::api_error::ApiError;
-use streamgate_core::video::{GateRule, Rendition, VideoStatus};
+use streamgate_core::video::{AudioTrack, GateRule, Rendition, VideoStatus};
 
-pub use streamgate_spin::video_schema::{
-    gate_of, open, read_error as db_error, renditions_of, text,
-};
+pub use streamgate_spin::video_schema::{gate_of, open, read_error as db_error, text, tracks_of};
 
 /// A rendition as listed on a video (segment lists stay internal: the manifests use them).
 #[derive(Serialize)]
@@ -19,6 +17,44 @@ pub struct RenditionSummary {
     pub average_bandwidth: u64,
     pub frame_rate: f64,
     pub codecs: String,
+}
+
+impl From<Rendition> for RenditionSummary {
+    fn from(r: Rendition) -> Self {
+        RenditionSummary {
+            name: r.name,
+            width: r.width,
+            height: r.height,
+            bandwidth: r.bandwidth,
+            average_bandwidth: r.average_bandwidth,
+            frame_rate: r.frame_rate,
+            codecs: r.codecs,
+        }
+    }
+}
+
+/// An audio track as listed on a video.
+#[derive(Serialize)]
+pub struct AudioSummary {
+    pub name: String,
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+    pub codecs: String,
+    pub channels: u32,
+    pub sample_rate: u32,
+}
+
+impl From<AudioTrack> for AudioSummary {
+    fn from(a: AudioTrack) -> Self {
+        AudioSummary {
+            name: a.name,
+            bandwidth: a.bandwidth,
+            average_bandwidth: a.average_bandwidth,
+            codecs: a.codecs,
+            channels: a.channels,
+            sample_rate: a.sample_rate,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -34,6 +70,7 @@ pub struct Video {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<i64>,
     pub renditions: Vec<RenditionSummary>,
+    pub audio: Vec<AudioSummary>,
     pub gate: Vec<GateRule>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -57,6 +94,7 @@ fn video_from(row: &spin_sdk::sqlite3::Row<'_>) -> Video {
         updated_at: row.get::<i64>("updated_at").unwrap_or_default(),
         gate_version: row.get::<i64>("gate_version").unwrap_or_default(),
         renditions: Vec::new(),
+        audio: Vec::new(),
         gate: Vec::new(),
     }
 }
@@ -164,18 +202,9 @@ pub fn video(db: &Connection, id: &str) -> Result<Video, ApiError> {
         .map(|row| video_from(&row))
         .ok_or_else(|| ApiError::not_found(format!("no video `{id}`")))?;
     video.gate = gate_of(db, id)?;
-    video.renditions = renditions_of(db, id)?
-        .into_iter()
-        .map(|r| RenditionSummary {
-            name: r.name,
-            width: r.width,
-            height: r.height,
-            bandwidth: r.bandwidth,
-            average_bandwidth: r.average_bandwidth,
-            frame_rate: r.frame_rate,
-            codecs: r.codecs,
-        })
-        .collect();
+    let (renditions, audio) = tracks_of(db, id)?;
+    video.renditions = renditions.into_iter().map(Into::into).collect();
+    video.audio = audio.into_iter().map(Into::into).collect();
     Ok(video)
 }
 
@@ -242,13 +271,19 @@ pub fn set_field(
     Ok(())
 }
 
-pub fn replace_renditions(
+pub fn replace_tracks(
     db: &Connection,
     id: &str,
     renditions: &[Rendition],
+    audio: &[AudioTrack],
 ) -> Result<(), ApiError> {
-    db.execute("DELETE FROM renditions WHERE video_id = ?", &[text(id)])
+    for table in ["renditions", "audio_tracks"] {
+        db.execute(
+            &format!("DELETE FROM {table} WHERE video_id = ?"),
+            &[text(id)],
+        )
         .map_err(db_error)?;
+    }
     for (position, r) in renditions.iter().enumerate() {
         db.execute(
             "INSERT INTO renditions (video_id, position, name, rendition) VALUES (?, ?, ?, ?)",
@@ -261,6 +296,18 @@ pub fn replace_renditions(
         )
         .map_err(db_error)?;
     }
+    for (position, a) in audio.iter().enumerate() {
+        db.execute(
+            "INSERT INTO audio_tracks (video_id, position, name, track) VALUES (?, ?, ?, ?)",
+            &[
+                text(id),
+                Value::Integer(position as i64),
+                text(&a.name),
+                Value::Text(serde_json::to_string(a).map_err(db_error)?),
+            ],
+        )
+        .map_err(db_error)?;
+    }
     Ok(())
 }
 
@@ -268,7 +315,7 @@ pub fn delete_video(db: &Connection, id: &str) -> Result<(), ApiError> {
     // The row first: once it is gone the video is gone for every reader; the rest is cleanup.
     db.execute("DELETE FROM videos WHERE id = ?", &[text(id)])
         .map_err(db_error)?;
-    for table in ["gate_rules", "renditions"] {
+    for table in ["gate_rules", "renditions", "audio_tracks"] {
         db.execute(
             &format!("DELETE FROM {table} WHERE video_id = ?"),
             &[text(id)],

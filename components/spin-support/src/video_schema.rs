@@ -6,7 +6,7 @@ use spin_sdk::sqlite3::Connection;
 use streamgate_core::api_error::ApiError;
 
 use spin_sdk::sqlite3::Value;
-use streamgate_core::video::{GateRule, Rendition};
+use streamgate_core::video::{AudioTrack, GateRule, Rendition};
 
 use crate::migrations::Migration;
 
@@ -56,20 +56,31 @@ pub fn gate_of(db: &Connection, id: &str) -> Result<Vec<GateRule>, ApiError> {
         .collect()
 }
 
-pub fn renditions_of(db: &Connection, id: &str) -> Result<Vec<Rendition>, ApiError> {
+/// A video's tracks as the manifests render them: the renditions in ladder order and the
+/// separate audio tracks (none for a video transcoded before audio was split out, or one
+/// without sound). One statement: the manifest routes are the hottest reads.
+pub fn tracks_of(db: &Connection, id: &str) -> Result<(Vec<Rendition>, Vec<AudioTrack>), ApiError> {
     let result = db
         .execute(
-            "SELECT rendition FROM renditions WHERE video_id = ? ORDER BY position",
-            &[text(id)],
+            "SELECT 'video' AS kind, position, rendition AS track FROM renditions WHERE video_id = ?
+             UNION ALL
+             SELECT 'audio' AS kind, position, track FROM audio_tracks WHERE video_id = ?
+             ORDER BY kind DESC, position",
+            &[text(id), text(id)],
         )
         .map_err(read_error)?;
-    result
-        .rows()
-        .map(|row| {
-            serde_json::from_str(row.get::<&str>("rendition").unwrap_or_default())
-                .map_err(|e| read_error(format!("stored rendition unreadable: {e}")))
-        })
-        .collect()
+    let mut renditions = Vec::new();
+    let mut audio = Vec::new();
+    for row in result.rows() {
+        let json = row.get::<&str>("track").unwrap_or_default();
+        let unreadable = |e: serde_json::Error| read_error(format!("stored track unreadable: {e}"));
+        if row.get::<&str>("kind") == Some("audio") {
+            audio.push(serde_json::from_str(json).map_err(unreadable)?);
+        } else {
+            renditions.push(serde_json::from_str(json).map_err(unreadable)?);
+        }
+    }
+    Ok((renditions, audio))
 }
 
 /// What playback and the manifests need of a video.
@@ -179,6 +190,18 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             video_id    TEXT NOT NULL,
             type        TEXT NOT NULL,
             received_at INTEGER NOT NULL
+        )",
+    ],
+}, Migration {
+    version: 2,
+    statements: &[
+        // Audio as its own CMAF track, shared by the renditions (docs/pipeline.md).
+        "CREATE TABLE IF NOT EXISTS audio_tracks (
+            video_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            name     TEXT NOT NULL,
+            track    TEXT NOT NULL,
+            PRIMARY KEY (video_id, position)
         )",
     ],
 }];

@@ -335,15 +335,18 @@ pub fn make_clip(path: &Path, seconds: u32, size: &str, audio: bool) {
 /// The duration of one CMAF segment as ffprobe reads it (init + media segment concatenated, as a
 /// player feeds them to its decoder): its video frames over the frame rate. (The container's
 /// duration would count from 0, since each fragment carries its absolute decode time.)
-pub fn segment_duration(init: &Path, segment: &Path, fps: f64) -> f64 {
+/// Packets of the first stream of `kind` ("v" or "a") in an fMP4 segment joined to its init
+/// segment, read by ffprobe; 0 when the segment has no such stream.
+pub fn segment_packets(init: &Path, segment: &Path, kind: &str) -> u64 {
     let dir = tempfile::tempdir().unwrap();
     let joined = dir.path().join("joined.mp4");
     let mut bytes = std::fs::read(init).unwrap();
     bytes.extend(std::fs::read(segment).unwrap());
     std::fs::write(&joined, bytes).unwrap();
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-count_packets"])
-        .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
+        .args(["-v", "error", "-select_streams", &format!("{kind}:0")])
+        .args(["-count_packets", "-show_entries", "stream=nb_read_packets"])
+        .args(["-of", "csv=p=0"])
         .arg(&joined)
         .output()
         .unwrap();
@@ -352,9 +355,22 @@ pub fn segment_duration(init: &Path, segment: &Path, fps: f64) -> f64 {
         "ffprobe cannot read {}",
         segment.display()
     );
-    let frames: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    assert!(frames > 0.0, "{} has no video frames", segment.display());
-    frames / fps
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().parse().unwrap_or(0)
+}
+
+/// A video segment's duration from its frame count.
+pub fn segment_duration(init: &Path, segment: &Path, fps: f64) -> f64 {
+    let frames = segment_packets(init, segment, "v");
+    assert!(frames > 0, "{} has no video frames", segment.display());
+    frames as f64 / fps
+}
+
+/// An AAC segment's duration: 1024 samples per packet.
+pub fn audio_segment_duration(init: &Path, segment: &Path, sample_rate: u32) -> f64 {
+    let packets = segment_packets(init, segment, "a");
+    assert!(packets > 0, "{} has no audio", segment.display());
+    packets as f64 * 1024.0 / sample_rate as f64
 }
 
 pub fn media_dirs(media: &Path) -> Vec<PathBuf> {

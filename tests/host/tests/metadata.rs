@@ -320,7 +320,7 @@ fn signed_events_move_a_video_forward_and_queue_exactly_one_job() {
 
     let rendition = |name: &str, h: u32| {
         json!({"name": name, "width": h * 16 / 9, "height": h, "bandwidth": 1_000_000,
-        "average_bandwidth": 900_000, "frame_rate": 30.0, "codecs": "avc1.64001f,mp4a.40.2",
+        "average_bandwidth": 900_000, "frame_rate": 30.0, "codecs": "avc1.64001f",
         "init": format!("{name}/init.mp4"),
         "segments": [{"uri": format!("{name}/seg_00001.m4s"), "duration": 4.0}, {"uri": format!("{name}/seg_00002.m4s"), "duration": 2.5}]})
     };
@@ -328,15 +328,45 @@ fn signed_events_move_a_video_forward_and_queue_exactly_one_job() {
         "frame_rate": 30.0, "codecs": "avc1", "init": "../../etc/passwd", "segments": [{"uri": "a.m4s", "duration": 1.0}]}]});
     let refused = app.event(EVENTS_SECRET, now(), &json!({"id": "ev-bad", "type": "transcode.completed", "video_id": id, "data": unsafe_path}));
     assert_eq!(refused.json()["code"], "invalid_renditions");
+    let audio = |name: &str| {
+        json!({"name": name, "bandwidth": 140_000, "average_bandwidth": 130_000, "codecs": "mp4a.40.2",
+        "channels": 2, "sample_rate": 48_000, "init": format!("{name}/init.mp4"),
+        "segments": [{"uri": format!("{name}/seg_00001.m4s"), "duration": 4.011}, {"uri": format!("{name}/seg_00002.m4s"), "duration": 2.489}]})
+    };
+    // An audio track named like a rendition would shadow its media playlist.
+    let clash = json!({"renditions": [rendition("720p", 720)], "audio": [audio("720p")]});
+    let refused = app.event(
+        EVENTS_SECRET,
+        now(),
+        &json!({"id": "ev-clash", "type": "transcode.completed", "video_id": id, "data": clash}),
+    );
+    assert_eq!(
+        refused.json()["code"],
+        "invalid_renditions",
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        app.status(&id)["status"],
+        "transcoding",
+        "a refused event changes nothing"
+    );
     send(
         6,
         "transcode.completed",
-        json!({"renditions": [rendition("720p", 720), rendition("360p", 360)], "poster": "poster.jpg", "duration": 6.5}),
+        json!({"renditions": [rendition("720p", 720), rendition("360p", 360)], "audio": [audio("audio")],
+               "poster": "poster.jpg", "duration": 6.5}),
     );
     let ready = app.status(&id);
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["renditions"].as_array().unwrap().len(), 2);
     assert_eq!(ready["renditions"][0]["name"], "720p");
+    assert_eq!(
+        ready["audio"],
+        json!([{"name": "audio", "bandwidth": 140_000, "average_bandwidth": 130_000,
+                "codecs": "mp4a.40.2", "channels": 2, "sample_rate": 48_000}]),
+        "the audio track is listed, without its segment list"
+    );
 
     // Nothing moves a ready video back.
     send(7, "transcode.started", json!({"attempt": 2}));

@@ -440,8 +440,9 @@ export async function probeSegment(initPath, segmentPath, scratchDir) {
       { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
     );
     const json = JSON.parse(stdout);
-    const video = json.streams.find((st) => st.codec_type === 'video');
-    const packets = (json.packets ?? []).filter((p) => video && p.stream_index === video.index);
+    // The segment's timing stream: its video, or its audio in an audio-only segment.
+    const timed = json.streams.find((st) => st.codec_type === 'video') ?? json.streams.find((st) => st.codec_type === 'audio');
+    const packets = (json.packets ?? []).filter((p) => timed && p.stream_index === timed.index);
     const duration = packets.reduce((sum, p) => sum + Number(p.duration_time ?? 0), 0);
     return { streams: json.streams, duration, frames: packets.length };
   } finally {
