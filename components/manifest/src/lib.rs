@@ -57,9 +57,7 @@ fn serve(request: &ApiRequest) -> Result<Response, ApiError> {
     edge_token::verify(token, &keys.all(), &request.path, now())
         .map_err(|e| ApiError::new(403, e.code(), e.to_string()))?;
 
-    let db = video_schema::open()?;
-    video_schema::ensure_ready(&db, id)?;
-    let (renditions, audio) = video_schema::tracks_of(&db, id)?;
+    let (renditions, audio) = video_schema::ready_tracks(id)?;
     let media_base = config::get("media_base_url")?;
     let links = Links {
         video_id: id,

@@ -14,15 +14,19 @@ use crate::migrations::Migration;
 pub const SCOPE: &str = "metadata";
 
 pub fn open() -> Result<Connection, ApiError> {
-    let db = Connection::open_default().map_err(|e| {
+    let db = open_unmigrated()?;
+    crate::migrations::migrate(&db, SCOPE, MIGRATIONS)?;
+    Ok(db)
+}
+
+fn open_unmigrated() -> Result<Connection, ApiError> {
+    Connection::open_default().map_err(|e| {
         ApiError::new(
             503,
             "store_unavailable",
             format!("the video store did not open: {e:?}"),
         )
-    })?;
-    crate::migrations::migrate(&db, SCOPE, MIGRATIONS)?;
-    Ok(db)
+    })
 }
 
 pub fn read_error(e: impl std::fmt::Debug) -> ApiError {
@@ -56,30 +60,70 @@ pub fn gate_of(db: &Connection, id: &str) -> Result<Vec<GateRule>, ApiError> {
         .collect()
 }
 
-/// A video's tracks as the manifests render them: the renditions in ladder order and the
-/// separate audio tracks (none for a video transcoded before audio was split out, or one
-/// without sound). One statement: the manifest routes are the hottest reads.
-pub fn tracks_of(db: &Connection, id: &str) -> Result<(Vec<Rendition>, Vec<AudioTrack>), ApiError> {
-    let result = db
-        .execute(
-            "SELECT 'video' AS kind, position, rendition AS track FROM renditions WHERE video_id = ?
-             UNION ALL
-             SELECT 'audio' AS kind, position, track FROM audio_tracks WHERE video_id = ?
-             ORDER BY kind DESC, position",
-            &[text(id), text(id)],
-        )
-        .map_err(read_error)?;
+/// The statement behind [`tracks_of`] and [`ready_tracks`]: the video's status (from the first
+/// half, which yields one row even without renditions), then its renditions in ladder order and
+/// its audio tracks in order. Two halves rather than a join over a union, so each reads its
+/// table by primary key.
+const TRACKS: &str = "SELECT v.status AS status, 'video' AS kind, r.position AS position,
+        r.rendition AS track
+     FROM videos v LEFT JOIN renditions r ON r.video_id = v.id WHERE v.id = ?
+     UNION ALL
+     SELECT NULL, 'audio', a.position, a.track FROM audio_tracks a WHERE a.video_id = ?
+     ORDER BY kind DESC, position";
+
+/// The video's status (`None`: no such video) and tracks.
+type StatusAndTracks = (Option<String>, Vec<Rendition>, Vec<AudioTrack>);
+
+fn read_tracks(result: &spin_sdk::sqlite3::QueryResult) -> Result<StatusAndTracks, ApiError> {
+    let mut status = None;
     let mut renditions = Vec::new();
     let mut audio = Vec::new();
+    let unreadable = |e: serde_json::Error| read_error(format!("stored track unreadable: {e}"));
     for row in result.rows() {
-        let json = row.get::<&str>("track").unwrap_or_default();
-        let unreadable = |e: serde_json::Error| read_error(format!("stored track unreadable: {e}"));
+        if let Some(s) = row.get::<&str>("status") {
+            status = Some(s.to_string());
+        }
+        // NULL for a video without renditions (the LEFT JOIN's row).
+        let Some(json) = row.get::<&str>("track") else {
+            continue;
+        };
         if row.get::<&str>("kind") == Some("audio") {
             audio.push(serde_json::from_str(json).map_err(unreadable)?);
         } else {
             renditions.push(serde_json::from_str(json).map_err(unreadable)?);
         }
     }
+    Ok((status, renditions, audio))
+}
+
+/// A video's tracks as the manifests render them: the renditions in ladder order and the
+/// separate audio tracks (none for a video transcoded before audio was split out, or one
+/// without sound).
+pub fn tracks_of(db: &Connection, id: &str) -> Result<(Vec<Rendition>, Vec<AudioTrack>), ApiError> {
+    let result = db
+        .execute(TRACKS, &[text(id), text(id)])
+        .map_err(read_error)?;
+    let (_, renditions, audio) = read_tracks(&result)?;
+    Ok((renditions, audio))
+}
+
+/// For the manifest routes, the hottest reads: 404 for an unknown video, 409 `not_ready` until
+/// it is ready, else its tracks; one statement in the common case. They skip the per-request
+/// migration check [`open`] makes: the statement itself fails on a database older than this
+/// code (a missing table), and only then is the schema brought up to date and the read retried.
+pub fn ready_tracks(id: &str) -> Result<(Vec<Rendition>, Vec<AudioTrack>), ApiError> {
+    let db = open_unmigrated()?;
+    let params = [text(id), text(id)];
+    let result = match db.execute(TRACKS, &params) {
+        Ok(result) => result,
+        Err(_) => {
+            crate::migrations::migrate(&db, SCOPE, MIGRATIONS)?;
+            db.execute(TRACKS, &params).map_err(read_error)?
+        }
+    };
+    let (status, renditions, audio) = read_tracks(&result)?;
+    let status = status.ok_or_else(|| ApiError::not_found(format!("no video `{id}`")))?;
+    not_ready_unless_ready(&status)?;
     Ok((renditions, audio))
 }
 
@@ -116,12 +160,6 @@ pub fn playable(db: &Connection, id: &str) -> Result<PlayableVideo, ApiError> {
         status,
         gate: gate_of(db, id)?,
     })
-}
-
-/// 404 if unknown, 409 `not_ready` until the video is `ready`; reads nothing else.
-pub fn ensure_ready(db: &Connection, id: &str) -> Result<(), ApiError> {
-    let (_, status) = owner_and_status(db, id)?;
-    not_ready_unless_ready(&status)
 }
 
 fn not_ready_unless_ready(status: &str) -> Result<(), ApiError> {
