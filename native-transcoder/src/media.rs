@@ -47,9 +47,14 @@ pub struct Media {
 
 type Reply = Result<Response<Body>, ApiError>;
 
-fn content_type(name: &str) -> Option<&'static str> {
-    let ext = name.rsplit_once('.')?.1;
-    Some(match ext.to_ascii_lowercase().as_str() {
+/// The type of `<dir>/<name>` in a published ladder. The audio track's init and media segments
+/// (`audio/…`, written by the worker) are `audio/mp4`: MPEG registered `iso.segment` only
+/// under `video/`.
+fn content_type(dir: Option<&str>, name: &str) -> Option<&'static str> {
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    let audio = dir == Some(crate::ladder::AUDIO_TRACK);
+    Some(match ext.as_str() {
+        "m4s" | "mp4" if audio => "audio/mp4",
         "m4s" => "video/iso.segment",
         "mp4" => "video/mp4",
         "jpg" | "jpeg" => "image/jpeg",
@@ -283,8 +288,8 @@ impl Media {
         let canonical = format!("/media/{video}/{}", segments.join("/"));
         self.check_token(req.uri().query(), &canonical)?;
 
-        let name = segments.last().expect("at least one file segment");
-        let Some(mime) = content_type(name) else {
+        let (name, dirs) = segments.split_last().expect("at least one file segment");
+        let Some(mime) = content_type(dirs.last().map(String::as_str), name) else {
             return Err(ApiError::not_found("no such media file"));
         };
         let (file, meta) = self.open(&video, &segments).await?;
@@ -493,14 +498,23 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(content_type("seg_00001.m4s"), Some("video/iso.segment"));
-        assert_eq!(content_type("init.mp4"), Some("video/mp4"));
-        assert_eq!(content_type("poster.jpg"), Some("image/jpeg"));
+        let video = Some("720p");
         assert_eq!(
-            content_type("index.m3u8"),
+            content_type(video, "seg_00001.m4s"),
+            Some("video/iso.segment")
+        );
+        assert_eq!(content_type(video, "init.mp4"), Some("video/mp4"));
+        assert_eq!(
+            content_type(Some("audio"), "seg_00001.m4s"),
+            Some("audio/mp4")
+        );
+        assert_eq!(content_type(Some("audio"), "init.mp4"), Some("audio/mp4"));
+        assert_eq!(content_type(None, "poster.jpg"), Some("image/jpeg"));
+        assert_eq!(
+            content_type(video, "index.m3u8"),
             Some("application/vnd.apple.mpegurl")
         );
-        assert_eq!(content_type("ladder.json"), None);
-        assert_eq!(content_type("noext"), None);
+        assert_eq!(content_type(None, "ladder.json"), None);
+        assert_eq!(content_type(video, "noext"), None);
     }
 }

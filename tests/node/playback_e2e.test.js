@@ -133,6 +133,10 @@ test('ffprobe reads the signed master playlist (≥ 2 variants at the rendition 
   assert.deepEqual(audio.streams.map((s) => [s.codec_type, s.codec_name]), [['audio', 'aac']], 'the audio playlist is AAC only');
   const audioDuration = Number(audio.format.duration);
   assert.ok(Math.abs(audioDuration - 4) < 0.5, `audio: ffprobe measures ${audioDuration} s for a 4 s clip`);
+  const audioText = await (await fetch(audioUrl)).text();
+  const audioSegment = await fetch(playlistUris(audioText, audioUrl)[0]);
+  assert.equal(audioSegment.status, 200);
+  assert.equal(audioSegment.headers.get('content-type'), 'audio/mp4', 'the origin types audio segments as audio');
 });
 
 test('the origin serves a segment from a signed media playlist; tampered, other-video and expired tokens are 403 from the origin and the manifest routes', async () => {
