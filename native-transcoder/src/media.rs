@@ -282,7 +282,7 @@ impl Media {
                 .expect("valid response"));
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            return Err(ApiError::method_not_allowed());
+            return Err(ApiError::method_not_allowed("GET, HEAD, OPTIONS"));
         }
         let (video, segments) = parse_path(raw)?;
         let canonical = format!("/media/{video}/{}", segments.join("/"));

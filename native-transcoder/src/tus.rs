@@ -188,7 +188,8 @@ impl Uploads {
             (Method::POST, None) => self.create(&req, &video).await,
             (Method::HEAD, Some(upload)) => self.head(&video, &upload).await,
             (Method::PATCH, Some(upload)) => self.patch(req, &video, &upload).await,
-            _ => Err(ApiError::method_not_allowed()),
+            (_, None) => Err(ApiError::method_not_allowed("POST, OPTIONS")),
+            (_, Some(_)) => Err(ApiError::method_not_allowed("HEAD, PATCH, OPTIONS")),
         }
     }
 

@@ -592,6 +592,7 @@ fn cors_preflight_methods_and_missing_configuration() {
         );
         assert_eq!(r.status, 405, "{method}");
         assert_eq!(r.json()["code"], "method_not_allowed");
+        assert_eq!(r.header("Allow"), Some("GET, HEAD, OPTIONS"), "{method}");
     }
     drop(origin);
 

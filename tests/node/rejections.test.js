@@ -277,20 +277,28 @@ describe('the request', () => {
     },
   );
 
-  test('wrong method: 405 method_not_allowed', async () => {
+  test('wrong method: 405 method_not_allowed, with Allow naming what the route takes', async () => {
     const { host } = stack;
     const wrong = [
-      ['GET', '/api/v1/auth/nonce'],
-      ['PUT', '/api/v1/auth/nonce'],
-      ['GET', '/api/v1/auth/verify'],
-      ['DELETE', '/api/v1/auth/verify'],
-      ['POST', '/api/v1/auth/me'],
-      ['GET', '/api/v1/auth/logout'],
+      ['GET', '/api/v1/auth/nonce', 'POST'],
+      ['PUT', '/api/v1/auth/nonce', 'POST'],
+      ['GET', '/api/v1/auth/verify', 'POST'],
+      ['DELETE', '/api/v1/auth/verify', 'POST'],
+      ['POST', '/api/v1/auth/me', 'GET'],
+      ['GET', '/api/v1/auth/logout', 'POST'],
+      ['PATCH', '/api/v1/videos', 'GET, POST'],
+      ['POST', '/api/v1/videos/someid', 'GET, DELETE'],
+      ['GET', '/api/v1/videos/someid/gate', 'PUT'],
+      ['GET', '/api/v1/videos/someid/playback', 'POST'],
+      ['GET', '/internal/v1/events', 'POST'],
+      ['POST', '/stream/someid/master.m3u8', 'GET, HEAD, OPTIONS'],
+      ['POST', '/health', 'GET'],
     ];
-    for (const [method, route] of wrong) {
+    for (const [method, route, allow] of wrong) {
       const res = await api(host.base, method, route);
       assert.equal(res.status, 405, `${method} ${route}: ${res.status} ${res.text}`);
       assertError(res, 405, 'method_not_allowed');
+      assert.equal(res.headers.get('allow'), allow, `${method} ${route}: Allow`);
     }
   });
 

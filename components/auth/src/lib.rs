@@ -41,13 +41,10 @@ async fn handle(req: IncomingRequest) -> Response {
         },
         (Method::Get, "/api/v1/auth/me") => me(&head),
         (Method::Post, "/api/v1/auth/logout") => logout(&head),
-        (
-            _,
-            "/api/v1/auth/nonce"
-            | "/api/v1/auth/verify"
-            | "/api/v1/auth/me"
-            | "/api/v1/auth/logout",
-        ) => Err(ApiError::method_not_allowed()),
+        (_, "/api/v1/auth/nonce" | "/api/v1/auth/verify" | "/api/v1/auth/logout") => {
+            Err(ApiError::method_not_allowed("POST"))
+        }
+        (_, "/api/v1/auth/me") => Err(ApiError::method_not_allowed("GET")),
         _ => Err(ApiError::not_found("no such auth endpoint")),
     };
     outcome.unwrap_or_else(|e| response::error(&e))

@@ -12,6 +12,9 @@ pub struct ApiError {
     /// For 429 and 503: when to try again, sent as `Retry-After` (seconds).
     #[serde(skip)]
     pub retry_after: Option<u64>,
+    /// For 405: the methods the route does take, sent as `Allow` (RFC 9110 §15.5.6 requires it).
+    #[serde(skip)]
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -25,6 +28,7 @@ impl ApiError {
             error: error.into(),
             code,
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -32,12 +36,15 @@ impl ApiError {
         Self::new(404, "not_found", what)
     }
 
-    pub fn method_not_allowed() -> Self {
-        Self::new(
+    /// 405, naming the methods the route takes (`"GET, HEAD"`), in the message and `Allow`.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        let mut e = Self::new(
             405,
             "method_not_allowed",
-            "this method is not allowed on this route",
-        )
+            format!("this method is not allowed on this route; it takes {allow}"),
+        );
+        e.allow = Some(allow);
+        e
     }
 
     pub fn with_retry_after(mut self, seconds: u64) -> Self {

@@ -18,7 +18,7 @@ fn handle(req: IncomingRequest) -> Response {
     let outcome = match request.method {
         Method::Get | Method::Head => serve(&request),
         Method::Options => Ok(cors(Response::builder().status(204).build())),
-        _ => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::method_not_allowed("GET, HEAD, OPTIONS")),
     };
     match outcome {
         Ok(response) => response,

@@ -45,13 +45,10 @@ async fn handle(req: IncomingRequest) -> Response {
         (Method::Delete, ["api", "v1", "videos", id]) => delete(&request, id),
         (Method::Put, ["api", "v1", "videos", id, "gate"]) => update_gate(&request, id),
         (Method::Post, ["internal", "v1", "events"]) => events::receive(&request),
-        (
-            _,
-            ["api", "v1", "videos"]
-            | ["api", "v1", "videos", _]
-            | ["api", "v1", "videos", _, "gate"],
-        )
-        | (_, ["internal", "v1", "events"]) => Err(ApiError::method_not_allowed()),
+        (_, ["api", "v1", "videos"]) => Err(ApiError::method_not_allowed("GET, POST")),
+        (_, ["api", "v1", "videos", _]) => Err(ApiError::method_not_allowed("GET, DELETE")),
+        (_, ["api", "v1", "videos", _, "gate"]) => Err(ApiError::method_not_allowed("PUT")),
+        (_, ["internal", "v1", "events"]) => Err(ApiError::method_not_allowed("POST")),
         _ => Err(ApiError::not_found("no such endpoint")),
     };
     outcome.unwrap_or_else(|e| response::error(&e))

@@ -31,7 +31,7 @@ async fn handle(req: IncomingRequest) -> Response {
                 Err(e) => Err(e),
             }
         }
-        (_, ["api", "v1", "videos", _, "playback"]) => Err(ApiError::method_not_allowed()),
+        (_, ["api", "v1", "videos", _, "playback"]) => Err(ApiError::method_not_allowed("POST")),
         _ => Err(ApiError::not_found("no such endpoint")),
     };
     outcome.unwrap_or_else(|e| response::error(&e))

@@ -20,11 +20,14 @@ pub fn no_content() -> Response {
         .build()
 }
 
-/// The error answer; a 429 carries `Retry-After` when `retry_after` is given.
+/// The error answer, with `Retry-After` (429, 503) and `Allow` (405) when the error has them.
 pub fn error(e: &ApiError) -> Response {
     let mut response = json(e.status, e);
     if let Some(seconds) = e.retry_after {
         response.set_header("retry-after", seconds.to_string());
+    }
+    if let Some(allow) = e.allow {
+        response.set_header("allow", allow);
     }
     response
 }
