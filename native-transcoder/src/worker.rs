@@ -9,7 +9,9 @@
 //! SIGTERM: the worker stops taking jobs and lets the current one finish within
 //! `shutdown_grace`; past that it kills ffmpeg, discards the work directory and hands the entry
 //! back (idle time set to the claim timeout, delivery counter restored), so another worker
-//! takes it at once and the interrupted attempt does not count as a failure.
+//! takes it at once and the interrupted attempt does not count as a failure. The same grace
+//! bounds reporting an outcome the job cannot end without (a final failure, a delete) while the
+//! app is unreachable: past it the job is handed back and the next worker repeats the step.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -227,15 +229,19 @@ impl Worker {
 
         if !is_safe_id(&video) {
             return self
-                .dead_letter(&job, "malformed job: no valid video_id")
+                .dead_letter(&job, "malformed job: no valid video_id", shutdown)
                 .await;
         }
         match job.fields.get("action").map(String::as_str) {
             None | Some("transcode") => {}
-            Some("delete") => return self.delete_media(&job, &video).await,
+            Some("delete") => return self.delete_media(&job, &video, shutdown).await,
             Some(other) => {
                 return self
-                    .dead_letter(&job, &format!("malformed job: unknown action `{other}`"))
+                    .dead_letter(
+                        &job,
+                        &format!("malformed job: unknown action `{other}`"),
+                        shutdown,
+                    )
                     .await
             }
         }
@@ -245,6 +251,7 @@ impl Worker {
                 .dead_letter(
                     &job,
                     "malformed job: source must be a path under the media root",
+                    shutdown,
                 )
                 .await;
         }
@@ -261,6 +268,7 @@ impl Worker {
                 .dead_letter(
                     &job,
                     &format!("gave up after {MAX_DELIVERIES} attempts: {why}"),
+                    shutdown,
                 )
                 .await;
         }
@@ -270,13 +278,20 @@ impl Worker {
             Ok(Ended::Done) => self.ack(&job).await,
             Ok(Ended::Pending) => Ok(()),
             Err(e) if e.permanent => {
-                self.send_failed(&job, &video, &e.message, true).await;
-                self.ack(&job).await
+                if self
+                    .send_failed(&job, &video, &e.message, true, shutdown)
+                    .await
+                {
+                    self.ack(&job).await
+                } else {
+                    self.hand_back(&job).await
+                }
             }
             Err(e) if job.attempt >= MAX_DELIVERIES => {
                 self.dead_letter(
                     &job,
                     &format!("gave up after {MAX_DELIVERIES} attempts: {}", e.message),
+                    shutdown,
                 )
                 .await
             }
@@ -288,7 +303,10 @@ impl Worker {
                     .arg(&e.message)
                     .query_async::<()>(&mut self.conn)
                     .await?;
-                self.send_failed(&job, &video, &e.message, false).await;
+                // Informational (the job stays pending either way), so an undelivered one is
+                // simply dropped at shutdown.
+                self.send_failed(&job, &video, &e.message, false, shutdown)
+                    .await;
                 Ok(())
             }
         }
@@ -352,7 +370,12 @@ impl Worker {
     }
 
     /// `action=delete`: the video is gone from the app; remove its ladder, source and upload.
-    async fn delete_media(&mut self, job: &Job, video: &str) -> Result<()> {
+    async fn delete_media(
+        &mut self,
+        job: &Job,
+        video: &str,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<()> {
         let root = self.cfg.media_dir.clone();
         let removed = [
             root.join("media").join(video),
@@ -378,7 +401,9 @@ impl Worker {
         );
         // The app has usually deleted the video already and answers 404: that is the
         // acknowledgement too.
-        self.cfg.events.deliver(&event).await;
+        if self.deliver_before_stop(&event, shutdown).await.is_none() {
+            return self.hand_back(job).await;
+        }
         self.ack(job).await
     }
 
@@ -408,25 +433,63 @@ impl Worker {
         Ok(())
     }
 
-    async fn send_failed(&self, job: &Job, video: &str, error: &str, last: bool) {
+    /// Reports a failed attempt; `false` if the worker had to stop before the app took it.
+    async fn send_failed(
+        &self,
+        job: &Job,
+        video: &str,
+        error: &str,
+        last: bool,
+        shutdown: &watch::Receiver<bool>,
+    ) -> bool {
         let event = Event::new(
             format!("transcode.failed:{video}:{}:{}", job.id, job.attempt),
             "transcode.failed",
             video,
             json!({"error": error, "final": last}),
         );
-        self.cfg.events.deliver(&event).await;
+        self.deliver_before_stop(&event, shutdown).await.is_some()
+    }
+
+    /// Delivers an event, retrying while the app is unreachable, but once the worker is told to
+    /// stop only for `shutdown_grace`: then `None`, and the caller hands the job back (events
+    /// are idempotent by id, so the next worker may send it again).
+    async fn deliver_before_stop(
+        &self,
+        event: &Event,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Option<Delivery> {
+        let mut stop = shutdown.clone();
+        let grace = self.cfg.shutdown_grace;
+        let stopping = async move {
+            // A closed channel means the process is going away too.
+            let _ = stop.wait_for(|stop| *stop).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            delivery = self.cfg.events.deliver(event) => Some(delivery),
+            _ = stopping => {
+                tracing::warn!(event = %event.id, kind = %event.kind,
+                    "shutdown grace over before the app took the event; handing the job back");
+                None
+            }
+        }
     }
 
     /// Moves the entry to the dead-letter stream (fields + error) and fails the video. The
     /// event goes first, then XADD + XACK in one transaction, so a crash in between redelivers
     /// the entry rather than losing it.
-    async fn dead_letter(&mut self, job: &Job, error: &str) -> Result<()> {
-        tracing::error!(entry = %job.id, error, "job dead-lettered");
+    async fn dead_letter(
+        &mut self,
+        job: &Job,
+        error: &str,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<()> {
         let video = job.fields.get("video_id").cloned().unwrap_or_default();
-        if is_safe_id(&video) {
-            self.send_failed(job, &video, error, true).await;
+        if is_safe_id(&video) && !self.send_failed(job, &video, error, true, shutdown).await {
+            return self.hand_back(job).await;
         }
+        tracing::error!(entry = %job.id, error, "job dead-lettered");
         let mut fields: Vec<(String, String)> = job.fields.clone().into_iter().collect();
         fields.sort();
         fields.push(("error".into(), error.into()));

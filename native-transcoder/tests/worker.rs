@@ -382,6 +382,77 @@ fn sigterm_hands_an_unfinished_job_back_without_counting_it() {
 }
 
 #[test]
+fn sigterm_while_the_app_is_unreachable_stops_within_the_grace_and_leaves_the_job_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path();
+    std::fs::create_dir_all(media.join("sources")).unwrap();
+    let video = "vidDown01";
+    std::fs::write(
+        media.join("sources").join(video),
+        "not a video\n".repeat(10),
+    )
+    .unwrap();
+    let redis = Redis::start();
+    // The app goes down (503) right after accepting `transcode.started`, until told otherwise:
+    // the worker is then stuck reporting the final failure, outside the encode's own grace.
+    let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let app_down = down.clone();
+    let receiver = Receiver::start(move |event, _| {
+        let refused = event["type"] != "transcode.started";
+        if refused && app_down.load(std::sync::atomic::Ordering::SeqCst) {
+            503
+        } else {
+            200
+        }
+    });
+    enqueue(&redis, video, &format!("sources/{video}"));
+    let mut first = start_worker(
+        media,
+        &redis,
+        &receiver.url(),
+        &["--claim-timeout-ms", "1500", "--shutdown-grace-secs", "1"],
+    );
+    wait_until(
+        "the worker to try reporting the final failure",
+        Duration::from_secs(30),
+        || {
+            receiver
+                .attempts
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| e["type"] == "transcode.failed")
+                .then_some(())
+        },
+    );
+    first.sigterm();
+    assert!(
+        first.wait_exit(Duration::from_secs(10)).success(),
+        "SIGTERM ends the worker within its grace even though the app never answers"
+    );
+    assert_eq!(
+        pending(&redis),
+        1,
+        "not acknowledged: the failure was never delivered, so the job must run again"
+    );
+
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let _second = start_worker(media, &redis, &receiver.url(), CLAIM);
+    let failed = receiver.wait_for("transcode.failed", video, Duration::from_secs(30));
+    assert_eq!(failed["data"]["final"], true);
+    wait_until(
+        "the job to be acknowledged",
+        Duration::from_secs(10),
+        || (pending(&redis) == 0).then_some(()),
+    );
+    let dead: i64 = redis.conn().xlen("streamgate:jobs:dead").unwrap();
+    assert_eq!(
+        dead, 0,
+        "the interrupted attempt was not counted toward the dead letter"
+    );
+}
+
+#[test]
 fn a_delete_job_removes_the_media_and_is_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let media = dir.path();
