@@ -167,6 +167,17 @@ test('ERC-1155 and ERC-20 gates admit holders of at least the minimum and refuse
   ]);
   assert.equal((await playback(erc20, stranger)).status, 200);
   assertError(await playback(erc20, third), 403, 'not_token_holder');
+
+  // Only the video's stored rules count: the stranger, short of the ERC-1155 minimum but holding
+  // the ERC-20, names the ERC-20 rule (or an empty, i.e. public, gate) in the request: refused.
+  for (const json of [
+    { gate: [{ chain_id: CHAIN_ID, contract: contracts.token.address, standard: 'erc20', min_balance: '1' }] },
+    { contract: contracts.token.address, standard: 'erc20', chain_id: CHAIN_ID },
+    { gate: [] },
+  ]) {
+    const res = await api(host.base, 'POST', `/api/v1/videos/${multi}/playback`, { token: stranger.token, json });
+    assertError(res, 403, 'not_token_holder');
+  }
 });
 
 test('signed URLs: tampered, expired, other-video and missing tokens are 403 from the manifest routes', async () => {
