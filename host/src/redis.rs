@@ -57,6 +57,15 @@ impl RequestState {
     }
 }
 
+/// One command on `conn`; a Redis error is the WIT `error`. (Takes the connection, not the
+/// request state, which must not be held across the await.)
+async fn query<T: FromRedisValue>(
+    mut conn: MultiplexedConnection,
+    command: &redis::Cmd,
+) -> wasmtime::Result<Result<T, Error>> {
+    Ok(command.query_async(&mut conn).await.map_err(other))
+}
+
 /// `execute`'s reply flattened the way Spin flattens it: arrays and sets are spliced in,
 /// maps and pub/sub frames are a type error.
 struct Flattened(Vec<RedisResult>);
@@ -145,12 +154,7 @@ impl wit::HostConnection for RequestState {
         connection: Resource<OpenConnection>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        let mut conn = self.redis(&connection)?;
-        Ok(redis::cmd("GET")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .map_err(other))
+        query(self.redis(&connection)?, redis::cmd("GET").arg(key)).await
     }
 
     async fn set(
@@ -159,13 +163,11 @@ impl wit::HostConnection for RequestState {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let mut conn = self.redis(&connection)?;
-        Ok(redis::cmd("SET")
-            .arg(key)
-            .arg(value)
-            .query_async(&mut conn)
-            .await
-            .map_err(other))
+        query(
+            self.redis(&connection)?,
+            redis::cmd("SET").arg(key).arg(value),
+        )
+        .await
     }
 
     async fn incr(
@@ -173,12 +175,7 @@ impl wit::HostConnection for RequestState {
         connection: Resource<OpenConnection>,
         key: String,
     ) -> wasmtime::Result<Result<i64, Error>> {
-        let mut conn = self.redis(&connection)?;
-        Ok(redis::cmd("INCR")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .map_err(other))
+        query(self.redis(&connection)?, redis::cmd("INCR").arg(key)).await
     }
 
     async fn del(
@@ -186,12 +183,7 @@ impl wit::HostConnection for RequestState {
         connection: Resource<OpenConnection>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        let mut conn = self.redis(&connection)?;
-        Ok(redis::cmd("DEL")
-            .arg(keys)
-            .query_async(&mut conn)
-            .await
-            .map_err(other))
+        query(self.redis(&connection)?, redis::cmd("DEL").arg(keys)).await
     }
 
     async fn sadd(
@@ -200,13 +192,11 @@ impl wit::HostConnection for RequestState {
         key: String,
         values: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        let mut conn = self.redis(&connection)?;
-        Ok(redis::cmd("SADD")
-            .arg(key)
-            .arg(values)
-            .query_async(&mut conn)
-            .await
-            .map_err(other))
+        query(
+            self.redis(&connection)?,
+            redis::cmd("SADD").arg(key).arg(values),
+        )
+        .await
     }
 
     async fn smembers(
@@ -214,12 +204,7 @@ impl wit::HostConnection for RequestState {
         connection: Resource<OpenConnection>,
         key: String,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        let mut conn = self.redis(&connection)?;
-        Ok(redis::cmd("SMEMBERS")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .map_err(other))
+        query(self.redis(&connection)?, redis::cmd("SMEMBERS").arg(key)).await
     }
 
     async fn srem(
@@ -228,13 +213,11 @@ impl wit::HostConnection for RequestState {
         key: String,
         values: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        let mut conn = self.redis(&connection)?;
-        Ok(redis::cmd("SREM")
-            .arg(key)
-            .arg(values)
-            .query_async(&mut conn)
-            .await
-            .map_err(other))
+        query(
+            self.redis(&connection)?,
+            redis::cmd("SREM").arg(key).arg(values),
+        )
+        .await
     }
 
     async fn execute(

@@ -211,3 +211,71 @@ fn redis_execute_appends_to_a_stream_and_disallowed_addresses_are_refused() {
     );
     assert_eq!(refused.json(), json!({"err": "Error::InvalidAddress"}));
 }
+
+#[test]
+fn redis_typed_commands_read_and_write_real_keys() {
+    let redis = Redis::start();
+    let state = tempfile::tempdir().unwrap();
+    let host = probe_app(state.path())
+        .var("redis_port", redis.port.to_string())
+        .start();
+    let op = |action: &str, key: &str, payload: &str, args: Value| {
+        host.post(
+            "/?op=redis",
+            &json!({"address": redis.url(), "action": action, "channel": key,
+                    "payload": payload, "args": args}),
+        )
+        .json()
+    };
+    assert_eq!(op("get", "greeting", "", json!([])), json!({"ok": null}));
+    assert_eq!(
+        op("set", "greeting", "hello", json!([])),
+        json!({"ok": null})
+    );
+    assert_eq!(op("get", "greeting", "", json!([])), json!({"ok": "hello"}));
+    assert_eq!(op("incr", "counter", "", json!([])), json!({"ok": 1}));
+    assert_eq!(op("incr", "counter", "", json!([])), json!({"ok": 2}));
+    assert_eq!(
+        op("sadd", "viewers", "", json!(["b", "a", "b"])),
+        json!({"ok": 2}),
+        "a set counts what it added"
+    );
+    assert_eq!(
+        op("smembers", "viewers", "", json!([])),
+        json!({"ok": ["a", "b"]})
+    );
+    assert_eq!(
+        op("srem", "viewers", "", json!(["a", "z"])),
+        json!({"ok": 1})
+    );
+
+    // What the component wrote is in Redis, as any client sees it.
+    let mut direct = redis.client().get_connection().unwrap();
+    let greeting: String = redis::cmd("GET")
+        .arg("greeting")
+        .query(&mut direct)
+        .unwrap();
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg("viewers")
+        .query(&mut direct)
+        .unwrap();
+    assert_eq!(
+        (greeting.as_str(), members),
+        ("hello", vec!["b".to_string()])
+    );
+
+    assert_eq!(
+        op("del", "", "", json!(["greeting", "counter", "missing"])),
+        json!({"ok": 2})
+    );
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("greeting")
+        .query(&mut direct)
+        .unwrap();
+    assert_eq!(exists, 0);
+    // A type error is the WIT error, not a trap.
+    assert_eq!(
+        op("incr", "viewers", "", json!([])),
+        json!({"err": "Error::Other(\"WRONGTYPE: Operation against a key holding the wrong kind of value\")"})
+    );
+}

@@ -222,7 +222,21 @@ fn redis_op(op: RedisOp) -> Value {
                     .collect::<Vec<_>>())
             })
         }
+        // The typed commands, with `channel` as the key and `args` as values.
         "incr" => conn.incr(&op.channel).map(|n| json!(n)),
+        "get" => conn
+            .get(&op.channel)
+            .map(|v| json!(v.map(|b| String::from_utf8_lossy(&b).into_owned()))),
+        "set" => conn
+            .set(&op.channel, &op.payload.into_bytes())
+            .map(|()| json!(null)),
+        "del" => conn.del(&op.args).map(|n| json!(n)),
+        "sadd" => conn.sadd(&op.channel, &op.args).map(|n| json!(n)),
+        "srem" => conn.srem(&op.channel, &op.args).map(|n| json!(n)),
+        "smembers" => conn.smembers(&op.channel).map(|mut members| {
+            members.sort();
+            json!(members)
+        }),
         other => return json!({ "bad_request": format!("unknown action {other:?}") }),
     };
     match result {
