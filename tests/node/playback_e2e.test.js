@@ -139,6 +139,21 @@ test('ffprobe reads the signed master playlist (≥ 2 variants at the rendition 
   assert.equal(audioSegment.headers.get('content-type'), 'audio/mp4', 'the origin types audio segments as audio');
 });
 
+test("ffprobe reads the signed DASH MPD: one H.264 stream per rendition and the AAC track, each the clip's length", async () => {
+  const mpd = await probeUrl(urls.dash);
+  const videoStreams = mpd.streams.filter((s) => s.codec_type === 'video');
+  assert.deepEqual(
+    videoStreams.map((s) => `${s.width}x${s.height}`).sort(),
+    video.renditions.map((r) => `${r.width}x${r.height}`).sort(),
+    'one video representation per rendition, at its size',
+  );
+  for (const s of videoStreams) assert.equal(s.codec_name, 'h264');
+  const audioStreams = mpd.streams.filter((s) => s.codec_type === 'audio');
+  assert.deepEqual(audioStreams.map((s) => [s.codec_name, s.channels, Number(s.sample_rate)]), [['aac', 2, 48000]], 'one AAC stereo 48 kHz representation');
+  const duration = Number(mpd.format.duration);
+  assert.ok(Math.abs(duration - 4) < 0.5, `ffprobe measures ${duration} s for a 4 s clip`);
+});
+
 test('the origin serves a segment from a signed media playlist; tampered, other-video and expired tokens are 403 from the origin and the manifest routes', async () => {
   const masterText = await (await fetch(urls.hls)).text();
   const mediaUrl = playlistUris(masterText, urls.hls)[0];
