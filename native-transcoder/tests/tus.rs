@@ -218,7 +218,7 @@ fn protocol_errors_get_the_tus_statuses() {
     );
     assert_eq!(r.status, 413);
     assert_eq!(r.header("Tus-Max-Size"), Some("1000"));
-    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let body = r.json();
     assert_eq!(body["code"], "upload_too_large");
     // No length at all.
     assert_eq!(
@@ -307,8 +307,7 @@ fn tokens_must_be_genuine_current_and_for_this_video() {
             b"",
         )
     };
-    let code =
-        |r: &Reply| serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["code"].clone();
+    let code = |r: &Reply| r.json()["code"].clone();
 
     let r = http(
         &origin.addr,

@@ -387,7 +387,8 @@ pub fn media_dirs(media: &Path) -> Vec<PathBuf> {
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: String,
+    /// As received (media is binary).
+    pub body: Vec<u8>,
 }
 
 impl Reply {
@@ -396,6 +397,11 @@ impl Reply {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON, `Null` if it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 }
 
@@ -423,7 +429,7 @@ fn read_reply(stream: TcpStream, head: bool) -> Reply {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
-    let status = line.split(' ').nth(1).unwrap().parse().unwrap();
+    let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
     let mut headers = Vec::new();
     let mut length = 0;
     loop {
@@ -439,12 +445,13 @@ fn read_reply(stream: TcpStream, head: bool) -> Reply {
         }
         headers.push((k.to_string(), v.trim().to_string()));
     }
-    let mut body = vec![0; if head { 0 } else { length }];
+    let no_body = head || status == 204 || status == 304;
+    let mut body = vec![0; if no_body { 0 } else { length }];
     reader.read_exact(&mut body).unwrap();
     Reply {
         status,
         headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
+        body,
     }
 }
 
