@@ -69,6 +69,30 @@ struct ServeArgs {
     media_max_age_secs: u64,
 }
 
+/// The ffmpeg the worker and `ladder` drive.
+#[derive(Args)]
+struct ToolArgs {
+    /// libx264 preset.
+    #[arg(long, env = "STREAMGATE_X264_PRESET", default_value = "veryfast")]
+    preset: String,
+    #[arg(long, env = "STREAMGATE_FFMPEG", default_value = "ffmpeg")]
+    ffmpeg: PathBuf,
+    #[arg(long, env = "STREAMGATE_FFPROBE", default_value = "ffprobe")]
+    ffprobe: PathBuf,
+}
+
+impl ToolArgs {
+    /// The tools, once they are known to run.
+    fn check(self) -> Result<Tools> {
+        check_ffmpeg(&self.ffmpeg, &self.ffprobe)?;
+        Ok(Tools {
+            ffmpeg: self.ffmpeg,
+            ffprobe: self.ffprobe,
+            preset: self.preset,
+        })
+    }
+}
+
 #[derive(Args)]
 struct LadderArgs {
     /// The source video.
@@ -86,13 +110,8 @@ struct LadderArgs {
     /// Print the ffmpeg command line(s) on stderr before running.
     #[arg(long)]
     print_command: bool,
-    /// libx264 preset.
-    #[arg(long, env = "STREAMGATE_X264_PRESET", default_value = "veryfast")]
-    preset: String,
-    #[arg(long, env = "STREAMGATE_FFMPEG", default_value = "ffmpeg")]
-    ffmpeg: PathBuf,
-    #[arg(long, env = "STREAMGATE_FFPROBE", default_value = "ffprobe")]
-    ffprobe: PathBuf,
+    #[command(flatten)]
+    tools: ToolArgs,
 }
 
 #[derive(Args)]
@@ -114,13 +133,8 @@ struct WorkArgs {
     /// On SIGTERM the current job may run this long before it is handed back.
     #[arg(long, env = "STREAMGATE_SHUTDOWN_GRACE_SECS", default_value_t = 25.0)]
     shutdown_grace_secs: f64,
-    /// libx264 preset.
-    #[arg(long, env = "STREAMGATE_X264_PRESET", default_value = "veryfast")]
-    preset: String,
-    #[arg(long, env = "STREAMGATE_FFMPEG", default_value = "ffmpeg")]
-    ffmpeg: PathBuf,
-    #[arg(long, env = "STREAMGATE_FFPROBE", default_value = "ffprobe")]
-    ffprobe: PathBuf,
+    #[command(flatten)]
+    tools: ToolArgs,
 }
 
 fn keys() -> Result<Keys> {
@@ -172,12 +186,7 @@ fn shutdown_signal() -> Result<watch::Receiver<bool>> {
 async fn run(cli: Cli) -> Result<()> {
     // Needs no secrets and no queue.
     if let Command::Ladder(a) = cli.command {
-        check_ffmpeg(&a.ffmpeg, &a.ffprobe)?;
-        let tools = Tools {
-            ffmpeg: a.ffmpeg,
-            ffprobe: a.ffprobe,
-            preset: a.preset,
-        };
+        let tools = a.tools.check()?;
         let mode = match (a.per_rung, a.sequential) {
             (false, _) => Mode::Single,
             (true, false) => Mode::PerRungParallel,
@@ -209,7 +218,7 @@ async fn run(cli: Cli) -> Result<()> {
             .await
         }
         Command::Work(a) => {
-            check_ffmpeg(&a.ffmpeg, &a.ffprobe)?;
+            let tools = a.tools.check()?;
             prepare_media_dir(&a.common.media_dir)?;
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
@@ -225,11 +234,7 @@ async fn run(cli: Cli) -> Result<()> {
                 media_dir: a.common.media_dir,
                 redis_url: a.redis,
                 events: EventSender::new(&a.common.events_url, keys.events)?,
-                tools: Tools {
-                    ffmpeg: a.ffmpeg,
-                    ffprobe: a.ffprobe,
-                    preset: a.preset,
-                },
+                tools,
                 consumer,
                 claim_timeout: Duration::from_millis(a.claim_timeout_ms.max(300)),
                 shutdown_grace: Duration::from_secs_f64(a.shutdown_grace_secs.max(0.0)),
