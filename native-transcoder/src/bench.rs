@@ -130,14 +130,11 @@ pub async fn run(
             let mut commands = Vec::new();
             for rung in &rungs {
                 let out = output.join(format!("rung-{}", rung.name));
-                std::fs::create_dir_all(out.join(&rung.name))?;
-                if probe.audio_index.is_some() {
-                    // Each baseline process also encodes the audio track, as a per-rung
-                    // pipeline built from the same arguments would.
-                    std::fs::create_dir_all(out.join(ladder::AUDIO_TRACK))?;
-                }
-                let args =
-                    transcode::ffmpeg_args(tools, input, &probe, std::slice::from_ref(rung), &out);
+                // Each baseline process also encodes the audio track, as a per-rung pipeline
+                // built from the same arguments would.
+                let one = std::slice::from_ref(rung);
+                transcode::create_track_dirs(&probe, one, &out)?;
+                let args = transcode::ffmpeg_args(tools, input, &probe, one, &out);
                 if print_command {
                     eprintln!("{}", shell_line(&tools.ffmpeg, &args));
                 }

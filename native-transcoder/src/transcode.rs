@@ -243,6 +243,16 @@ pub fn ffmpeg_args(
     a
 }
 
+/// The directories `ffmpeg_args` has the muxer write into (it does not create them): one per
+/// rung and, with sound, the audio track's.
+pub fn create_track_dirs(probe: &Probe, rungs: &[Rung], out: &Path) -> std::io::Result<()> {
+    let audio = probe.audio_index.map(|_| AUDIO_TRACK);
+    for dir in rungs.iter().map(|r| r.name.as_str()).chain(audio) {
+        std::fs::create_dir_all(out.join(dir))?;
+    }
+    Ok(())
+}
+
 /// Runs the encode, calling `progress` with 0..100 as ffmpeg reports its position.
 pub async fn encode(
     tools: &Tools,
@@ -252,11 +262,8 @@ pub async fn encode(
     mut progress: impl FnMut(f64),
 ) -> Result<Value, JobError> {
     let rungs = ladder::plan(probe.width, probe.height, probe.fps());
-    let audio_dir = probe.audio_index.map(|_| AUDIO_TRACK.to_string());
-    for dir in rungs.iter().map(|r| &r.name).chain(&audio_dir) {
-        std::fs::create_dir_all(out.join(dir))
-            .map_err(|e| JobError::retry(format!("cannot create the work directory: {e}")))?;
-    }
+    create_track_dirs(probe, &rungs, out)
+        .map_err(|e| JobError::retry(format!("cannot create the work directory: {e}")))?;
     let args = ffmpeg_args(tools, source, probe, &rungs, out);
     tracing::debug!(?args, "ffmpeg");
     let started = Instant::now();
