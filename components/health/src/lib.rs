@@ -51,6 +51,8 @@ fn ready(_req: Request, _params: Params) -> impl IntoResponse {
 fn method_not_allowed(_req: Request, _params: Params) -> impl IntoResponse {
     let e = ApiError::method_not_allowed("GET");
     let mut response = json(e.status, e.to_json());
-    response.set_header("allow", "GET");
+    if let Some(allow) = e.allow {
+        response.set_header("allow", allow);
+    }
     response
 }
