@@ -85,26 +85,12 @@ impl Receiver {
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
             return;
         }
-        let mut length = 0usize;
-        let mut signature = None;
-        loop {
-            let mut h = String::new();
-            reader.read_line(&mut h).unwrap();
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            let (name, value) = h.split_once(':').unwrap();
-            match name.to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse().unwrap(),
-                event_signature::HEADER => signature = Some(value.trim().to_string()),
-                _ => {}
-            }
-        }
-        let mut body = vec![0; length];
+        let headers = read_headers(&mut reader);
+        let signature = header_of(&headers, event_signature::HEADER);
+        let mut body = vec![0; content_length(&headers)];
         reader.read_exact(&mut body).unwrap();
         let key = keys::derive(SECRET, "events");
-        let code = match event_signature::verify(signature.as_deref(), &[&key], &body, now()) {
+        let code = match event_signature::verify(signature, &[&key], &body, now()) {
             Err(_) => 401,
             Ok(_) => {
                 let event: Value = serde_json::from_slice(&body).unwrap();
@@ -323,12 +309,35 @@ pub struct Reply {
     pub body: Vec<u8>,
 }
 
+/// The header block of a request or a response, up to its blank line.
+fn read_headers(reader: &mut impl BufRead) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).unwrap();
+        let h = h.trim_end();
+        if h.is_empty() {
+            return headers;
+        }
+        let (k, v) = h.split_once(':').unwrap();
+        headers.push((k.to_string(), v.trim().to_string()));
+    }
+}
+
+fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn content_length(headers: &[(String, String)]) -> usize {
+    header_of(headers, "content-length").map_or(0, |v| v.parse().unwrap())
+}
+
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_of(&self.headers, name)
     }
 
     /// The body as JSON, `Null` if it is not.
@@ -362,23 +371,9 @@ fn read_reply(stream: TcpStream, head: bool) -> Reply {
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
     let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut headers = Vec::new();
-    let mut length = 0;
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).unwrap();
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':').unwrap();
-        if k.eq_ignore_ascii_case("content-length") {
-            length = v.trim().parse().unwrap();
-        }
-        headers.push((k.to_string(), v.trim().to_string()));
-    }
+    let headers = read_headers(&mut reader);
     let no_body = head || status == 204 || status == 304;
-    let mut body = vec![0; if no_body { 0 } else { length }];
+    let mut body = vec![0; if no_body { 0 } else { content_length(&headers) }];
     reader.read_exact(&mut body).unwrap();
     Reply {
         status,
