@@ -20,6 +20,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 
+use crate::intake::SourceLimits;
 use crate::ladder;
 use crate::transcode::{self, Tools};
 
@@ -102,8 +103,10 @@ pub async fn run(
     mode: Mode,
     print_command: bool,
 ) -> Result<Value> {
-    let name = input.to_string_lossy();
-    let probe = transcode::probe(tools, input, &name)
+    // The worker's own intake (container allow-list, default limits), so the benchmark runs
+    // exactly the commands a job runs.
+    let limits = SourceLimits::default();
+    let (source, probe) = transcode::probe(tools, input, &limits)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let rungs = ladder::plan(probe.width, probe.height, probe.fps());
@@ -117,11 +120,12 @@ pub async fn run(
     let (processes, wall) = match mode {
         Mode::Single => {
             if print_command {
-                let args = transcode::ffmpeg_args(tools, input, &probe, &rungs, output);
+                let args = transcode::ffmpeg_args(tools, &source, &probe, &rungs, output);
                 eprintln!("{}", shell_line(&tools.ffmpeg, &args));
             }
             let started = Instant::now();
-            transcode::encode(tools, input, &probe, output, |_| {})
+            let budget = limits.encode_budget(probe.duration);
+            transcode::encode(tools, &source, &probe, output, budget, |_| {})
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             (1, started.elapsed())
@@ -134,7 +138,7 @@ pub async fn run(
                 // built from the same arguments would.
                 let one = std::slice::from_ref(rung);
                 transcode::create_track_dirs(&probe, one, &out)?;
-                let args = transcode::ffmpeg_args(tools, input, &probe, one, &out);
+                let args = transcode::ffmpeg_args(tools, &source, &probe, one, &out);
                 if print_command {
                     eprintln!("{}", shell_line(&tools.ffmpeg, &args));
                 }

@@ -103,9 +103,15 @@ pub fn check_ffmpeg(ffmpeg: &Path, ffprobe: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The marker a delete job leaves for a deleted video (`deleted/<video id>`, holding the unix
+/// time of the delete): the origin refuses that video's upload URL from then on.
+pub fn tombstone(media_dir: &Path, video: &str) -> std::path::PathBuf {
+    media_dir.join("deleted").join(video)
+}
+
 /// Creates `media_dir` and the folders both roles use.
 pub fn prepare_media_dir(media_dir: &Path) -> Result<()> {
-    for sub in ["uploads", "sources", "media", "outbox"] {
+    for sub in ["uploads", "sources", "media", "outbox", "deleted"] {
         let dir = media_dir.join(sub);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create the media folder {}", dir.display()))?;

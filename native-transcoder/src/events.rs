@@ -202,7 +202,15 @@ impl Outbox {
             let outcome = this.sender.deliver(&event).await;
             let done = match outcome {
                 Delivery::Accepted => std::fs::remove_file(&path),
-                Delivery::Rejected(..) => {
+                Delivery::Rejected(status, _) => {
+                    if status == 404 && event.kind == "upload.completed" {
+                        // The video was deleted before its upload finished: nothing will
+                        // ever transcode or delete this source.
+                        if let Some(root) = this.dir.parent() {
+                            let _ =
+                                std::fs::remove_file(root.join("sources").join(&event.video_id));
+                        }
+                    }
                     let rejected = this.dir.join("rejected");
                     std::fs::create_dir_all(&rejected).and_then(|_| {
                         std::fs::rename(&path, rejected.join(path.file_name().unwrap()))

@@ -53,6 +53,20 @@ pub fn sync_tree(root: &Path) -> io::Result<()> {
     sync_dir(root)
 }
 
+/// Bytes an unprivileged writer can still use on the file system that holds `path`
+/// (statvfs(3): `f_bavail × f_frsize`).
+pub fn available_bytes(path: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a zeroed struct of the type statvfs fills.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}
+
 /// Ids that become path components: video ids, upload ids. Anything else is refused before it
 /// gets near the file system.
 pub fn is_safe_id(id: &str) -> bool {
@@ -86,5 +100,6 @@ mod tests {
         assert!(!is_safe_relative("/etc/passwd"));
         assert!(!is_safe_relative("sources/../../x"));
         assert_eq!(random_hex(8).len(), 16);
+        assert!(available_bytes(Path::new(".")).unwrap() > 0);
     }
 }

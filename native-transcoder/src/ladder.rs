@@ -15,6 +15,8 @@ pub struct Probe {
     /// Output frame rate as a rational (capped at 60 fps).
     pub fps_num: u32,
     pub fps_den: u32,
+    /// The source's own frame rate, before capping (what the source limits look at).
+    pub source_fps: f64,
     pub duration: f64,
     /// ffprobe stream indexes.
     pub video_index: u64,
@@ -102,6 +104,7 @@ pub fn parse_probe(json: &Value) -> Result<Probe, String> {
         .and_then(rational)
         .or_else(|| video["r_frame_rate"].as_str().and_then(rational))
         .unwrap_or((30, 1));
+    let source_fps = num as f64 / den as f64;
     // High-frame-rate sources are halved until they fit players' and encoders' usual limits.
     while num as f64 / den as f64 > 60.0 + 1e-6 {
         if num % 2 == 0 {
@@ -119,6 +122,7 @@ pub fn parse_probe(json: &Value) -> Result<Probe, String> {
         height,
         fps_num: num,
         fps_den: den,
+        source_fps,
         duration,
         video_index: video["index"].as_u64().unwrap_or(0),
         audio_index,

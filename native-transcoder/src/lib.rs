@@ -7,6 +7,7 @@ pub mod bench;
 pub mod config;
 pub mod events;
 pub mod fsutil;
+pub mod intake;
 pub mod ladder;
 pub mod media;
 pub mod server;

@@ -11,8 +11,10 @@ use clap::{Args, Parser, Subcommand};
 use native_transcoder::bench::Mode;
 use native_transcoder::config::{check_ffmpeg, prepare_media_dir, Keys, PlaybackKeys};
 use native_transcoder::events::EventSender;
+use native_transcoder::intake::SourceLimits;
 use native_transcoder::server::{serve, ServeConfig};
 use native_transcoder::transcode::Tools;
+use native_transcoder::tus::UploadPolicy;
 use native_transcoder::worker::{WorkConfig, Worker};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -64,6 +66,15 @@ struct ServeArgs {
     /// A PATCH body that sends nothing for this many seconds is cut (its bytes are kept).
     #[arg(long, env = "STREAMGATE_BODY_IDLE_SECS", default_value_t = 30)]
     body_idle_secs: u64,
+    /// Bytes one wallet may upload per UTC day (declared lengths; 20 GiB by default).
+    #[arg(long, env = "STREAMGATE_MAX_UPLOAD_BYTES_PER_DAY", default_value_t = 20 * 1024 * 1024 * 1024)]
+    max_upload_bytes_per_day: u64,
+    /// Free space the media store keeps beyond an upload's length; below it uploads get 507.
+    #[arg(long, env = "STREAMGATE_MIN_FREE_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    min_free_bytes: u64,
+    /// Incomplete uploads older than this are removed (the upload URL's lifetime, 24 h).
+    #[arg(long, env = "STREAMGATE_ABANDONED_UPLOAD_SECS", default_value_t = 24 * 3600)]
+    abandoned_upload_secs: u64,
     /// `Cache-Control: private, max-age=<this>` on media files.
     #[arg(long, env = "STREAMGATE_MEDIA_MAX_AGE_SECS", default_value_t = 3600)]
     media_max_age_secs: u64,
@@ -118,9 +129,12 @@ struct LadderArgs {
 struct WorkArgs {
     #[command(flatten)]
     common: Common,
+    /// The job queue as the worker's ACL user: redis://streamgate-worker:<password>@host:port.
+    /// It holds a password: give it in the environment, not as a flag (`ps` shows flags).
     #[arg(
         long,
         env = "STREAMGATE_REDIS_URL",
+        hide_env_values = true,
         default_value = "redis://127.0.0.1:6390"
     )]
     redis: String,
@@ -135,6 +149,49 @@ struct WorkArgs {
     shutdown_grace_secs: f64,
     #[command(flatten)]
     tools: ToolArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// What a source may be; a source past a limit fails with its reason (docs/pipeline.md).
+#[derive(Args)]
+struct LimitArgs {
+    /// Longest source accepted, in seconds (4 h by default).
+    #[arg(long, env = "STREAMGATE_MAX_SOURCE_SECS", default_value_t = 4.0 * 3600.0)]
+    max_source_secs: f64,
+    /// Largest source width or height, in pixels.
+    #[arg(long, env = "STREAMGATE_MAX_SOURCE_DIMENSION", default_value_t = 4096)]
+    max_source_dimension: u32,
+    /// Highest source frame rate accepted.
+    #[arg(long, env = "STREAMGATE_MAX_SOURCE_FPS", default_value_t = 120.0)]
+    max_source_fps: f64,
+    /// A source with fewer bytes per second of declared duration is refused (it cannot hold
+    /// what it declares).
+    #[arg(
+        long,
+        env = "STREAMGATE_MIN_SOURCE_BYTES_PER_SEC",
+        default_value_t = 1000.0
+    )]
+    min_source_bytes_per_sec: f64,
+    /// The encode time budget: this many seconds ...
+    #[arg(long, env = "STREAMGATE_ENCODE_MIN_SECS", default_value_t = 120.0)]
+    encode_min_secs: f64,
+    /// ... plus this many per second of source; past it ffmpeg is killed and the video fails.
+    #[arg(long, env = "STREAMGATE_ENCODE_SECS_PER_SEC", default_value_t = 6.0)]
+    encode_secs_per_sec: f64,
+}
+
+impl From<LimitArgs> for SourceLimits {
+    fn from(a: LimitArgs) -> Self {
+        SourceLimits {
+            max_duration_secs: a.max_source_secs,
+            max_dimension: a.max_source_dimension,
+            max_frame_rate: a.max_source_fps,
+            min_bytes_per_sec: a.min_source_bytes_per_sec.max(0.0),
+            encode_min_secs: a.encode_min_secs.max(1.0),
+            encode_secs_per_sec: a.encode_secs_per_sec.max(0.0),
+        }
+    }
 }
 
 fn keys() -> Result<Keys> {
@@ -205,10 +262,15 @@ async fn run(cli: Cli) -> Result<()> {
             let config = ServeConfig {
                 listen: a.listen,
                 media_dir: a.common.media_dir,
-                max_upload_bytes: a.max_upload_bytes,
+                upload: UploadPolicy {
+                    max_bytes: a.max_upload_bytes,
+                    body_idle_timeout: Duration::from_secs(a.body_idle_secs.max(1)),
+                    max_bytes_per_day: a.max_upload_bytes_per_day,
+                    min_free_bytes: a.min_free_bytes,
+                    abandoned_after: Duration::from_secs(a.abandoned_upload_secs.max(60)),
+                },
                 keys,
                 events_url: a.common.events_url,
-                body_idle_timeout: Duration::from_secs(a.body_idle_secs.max(1)),
                 playback_keys: playback_keys()?,
                 media_max_age: a.media_max_age_secs,
             };
@@ -235,11 +297,15 @@ async fn run(cli: Cli) -> Result<()> {
                 redis_url: a.redis,
                 events: EventSender::new(&a.common.events_url, keys.events)?,
                 tools,
+                limits: a.limits.into(),
                 consumer,
                 claim_timeout: Duration::from_millis(a.claim_timeout_ms.max(300)),
                 shutdown_grace: Duration::from_secs_f64(a.shutdown_grace_secs.max(0.0)),
             };
-            let worker = Worker::connect(config).await?;
+            let redis_url = config.redis_url.clone();
+            let worker = Worker::connect(config)
+                .await
+                .map_err(|e| native_transcoder::redis_auth::explain(e, &redis_url))?;
             let cleaned = worker.clean_leftovers()?;
             if cleaned > 0 {
                 tracing::info!(cleaned, "removed work directories left by a crash");

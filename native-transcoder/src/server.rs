@@ -19,7 +19,7 @@ use streamgate_core::api_error::ApiError;
 use crate::config::{prepare_media_dir, Keys, PlaybackKeys};
 use crate::events::{EventSender, Outbox};
 use crate::media::Media;
-use crate::tus::Uploads;
+use crate::tus::{UploadPolicy, Uploads};
 
 /// Response bodies are boxed so a later module can stream files (segments) through the same
 /// server without changing this signature.
@@ -58,11 +58,9 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub media_dir: PathBuf,
-    pub max_upload_bytes: u64,
+    pub upload: UploadPolicy,
     pub keys: Keys,
     pub events_url: String,
-    /// A PATCH whose body sends nothing for this long is cut (its bytes so far are kept).
-    pub body_idle_timeout: Duration,
     /// Keys for `/media/…` tokens (raw `playback_secret` bytes); `None` refuses media (503).
     pub playback_keys: Option<PlaybackKeys>,
     /// `Cache-Control: private, max-age=<this>` on media files.
@@ -111,11 +109,28 @@ pub async fn serve(
     let uploads = Uploads::new(
         config.media_dir.clone(),
         config.keys.clone(),
-        config.max_upload_bytes,
-        config.body_idle_timeout,
+        config.upload.clone(),
         outbox.clone(),
     );
     let recovered = uploads.recover().await?;
+    // Abandoned uploads and old tombstones: at start-up, then every 10 minutes.
+    let (sweep_dir, abandoned_after) = (config.media_dir.clone(), config.upload.abandoned_after);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            let dir = sweep_dir.clone();
+            let swept = tokio::task::spawn_blocking(move || {
+                crate::tus::sweep(&dir, abandoned_after, crate::config::now_unix())
+            })
+            .await;
+            if let Ok((uploads, tombstones)) = swept {
+                if uploads + tombstones > 0 {
+                    tracing::info!(uploads, tombstones, "swept abandoned uploads");
+                }
+            }
+        }
+    });
     let resent = outbox.resume()?;
     if recovered + resent > 0 {
         tracing::info!(recovered, resent, "finished what the previous run left");

@@ -11,37 +11,66 @@ use tokio::process::Command;
 
 use streamgate_core::video::{validate_tracks, AudioTrack, Rendition, Segment};
 
+use crate::intake::{Container, Refusal, SourceLimits, SNIFF_BYTES};
 use crate::ladder::{
     self, Probe, Rung, AUDIO_CHANNELS, AUDIO_CODECS, AUDIO_KBPS, AUDIO_SAMPLE_RATE, AUDIO_TRACK,
     SEGMENT_SECS,
 };
 
 /// Why a job did not succeed. `permanent` errors fail the video at once (the input is bad);
-/// the others are retried by redelivery, up to the dead-letter limit.
+/// the others are retried by redelivery, up to the dead-letter limit. `refusal` is what the
+/// video's owner is told (a fixed code and sentence); `detail` is for the worker's log and the
+/// dead-letter entry (it may name paths and quote ffmpeg).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobError {
-    pub message: String,
+    pub refusal: Refusal,
+    pub detail: String,
     pub permanent: bool,
 }
 
 impl JobError {
-    pub fn permanent(message: impl Into<String>) -> Self {
+    /// The input is refused for good.
+    pub fn permanent(refusal: Refusal) -> Self {
         JobError {
-            message: message.into(),
+            detail: refusal.message.clone(),
+            refusal,
             permanent: true,
         }
     }
-    pub fn retry(message: impl Into<String>) -> Self {
+
+    /// Something on the worker's side went wrong; another attempt may succeed.
+    pub fn retry(detail: impl Into<String>) -> Self {
         JobError {
-            message: message.into(),
+            refusal: Refusal::new(
+                TRANSCODE_FAILED,
+                "the video could not be transcoded; it will be tried again",
+            ),
+            detail: detail.into(),
             permanent: false,
         }
     }
 }
 
+/// The code of a failure on the worker's side (not the upload's fault).
+pub const TRANSCODE_FAILED: &str = "transcode_failed";
+
 impl std::fmt::Display for JobError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
+        write!(f, "{}: {}", self.refusal.code, self.detail)
+    }
+}
+
+/// An upload as the worker reads it: the file and the one container it is decoded as.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub path: PathBuf,
+    pub container: Container,
+}
+
+impl Input {
+    /// The options and `-i` that every ffprobe and ffmpeg run over this input starts with.
+    pub fn args(&self) -> Vec<String> {
+        self.container.input_args(&self.path)
     }
 }
 
@@ -77,48 +106,81 @@ fn last_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join(" / ")
 }
 
-pub async fn ffprobe_json(tools: &Tools, path: &Path) -> Result<Value, JobError> {
+pub async fn ffprobe_json(tools: &Tools, input: &Input) -> Result<Value, JobError> {
     let out = command(&tools.ffprobe)
-        .args([
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_streams",
-            "-show_format",
-        ])
-        .arg(path)
+        .args(["-v", "error"])
+        .args(input.args())
+        .args(["-print_format", "json", "-show_streams", "-show_format"])
         .output()
         .await
         .map_err(|e| JobError::retry(format!("cannot run ffprobe: {e}")))?;
     if !out.status.success() {
         let why = last_lines(&String::from_utf8_lossy(&out.stderr), 2);
-        let why = why.rsplit(": ").next().unwrap_or(&why).to_string();
-        return Err(JobError::permanent(format!(
-            "the upload is not a video: ffprobe could not read it ({why})"
+        tracing::info!(source = %input.path.display(), container = input.container.demuxer(),
+            ffprobe = %why, "ffprobe cannot read the upload");
+        return Err(JobError::permanent(Refusal::new(
+            "unreadable_media",
+            format!(
+                "the upload looks like {} but cannot be read as a video: it may be damaged or \
+                 incomplete",
+                input.container.label()
+            ),
         )));
     }
     serde_json::from_slice(&out.stdout)
         .map_err(|e| JobError::retry(format!("ffprobe printed something that is not JSON: {e}")))
 }
 
-/// Probes the source. A missing file is retried (another worker may see the shared media
-/// directory); an unreadable or non-video file fails the video.
-/// `name` is the source as the job names it (relative to the media root), for messages that end
-/// up in front of users.
-pub async fn probe(tools: &Tools, source: &Path, name: &str) -> Result<Probe, JobError> {
-    match std::fs::metadata(source) {
-        Ok(m) if m.is_file() => {}
-        Ok(_) => return Err(JobError::permanent("the job's source is not a file")),
+/// Decides how an upload is read: its container from its first bytes (refused unless it is on
+/// the allow-list). A missing file is retried (another worker may see the shared media
+/// directory).
+pub fn open_input(source: &Path) -> Result<(Input, u64), JobError> {
+    use std::io::Read;
+    let meta = match std::fs::symlink_metadata(source) {
+        Ok(m) => m,
         Err(e) => {
             return Err(JobError::retry(format!(
-                "the source file {name} cannot be read on this worker: {}",
+                "the source file {} cannot be read on this worker: {}",
+                source.display(),
                 e.kind()
             )))
         }
+    };
+    if !meta.is_file() {
+        // A symlink or a directory is nothing an upload makes.
+        return Err(JobError::permanent(Refusal::new(
+            "source_missing",
+            "the upload is not on the media store; upload the video again",
+        )));
     }
-    let json = ffprobe_json(tools, source).await?;
-    ladder::parse_probe(&json).map_err(JobError::permanent)
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    std::fs::File::open(source)
+        .and_then(|f| f.take(SNIFF_BYTES as u64).read_to_end(&mut head))
+        .map_err(|e| JobError::retry(format!("cannot read {}: {e}", source.display())))?;
+    let container = Container::sniff(&head)
+        .ok_or_else(|| JobError::permanent(Refusal::unsupported_format()))?;
+    Ok((
+        Input {
+            path: source.to_path_buf(),
+            container,
+        },
+        meta.len(),
+    ))
+}
+
+/// Probes the source and checks it against the limits: an unreadable, non-video or
+/// out-of-limits file fails the video with its reason.
+pub async fn probe(
+    tools: &Tools,
+    source: &Path,
+    limits: &SourceLimits,
+) -> Result<(Input, Probe), JobError> {
+    let (input, size) = open_input(source)?;
+    let json = ffprobe_json(tools, &input).await?;
+    let probe = ladder::parse_probe(&json)
+        .map_err(|why| JobError::permanent(Refusal::new("not_a_video", why)))?;
+    limits.check(&probe, size).map_err(JobError::permanent)?;
+    Ok((input, probe))
 }
 
 /// The ffmpeg arguments for the whole ladder in one process: decode once, normalise the frame
@@ -128,7 +190,7 @@ pub async fn probe(tools: &Tools, source: &Path, name: &str) -> Result<Probe, Jo
 /// track; plus a poster frame from the same decode.
 pub fn ffmpeg_args(
     tools: &Tools,
-    source: &Path,
+    input: &Input,
     probe: &Probe,
     rungs: &[Rung],
     out: &Path,
@@ -165,7 +227,8 @@ pub fn ffmpeg_args(
         "-y",
     ]);
     push(&["-progress", "pipe:1"]);
-    push(&["-i", &source.to_string_lossy()]);
+    a.extend(input.args());
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     push(&["-filter_complex", &graph]);
     let mut stream_map = Vec::new();
     // With sound, every video variant names the one audio group: the muxer then writes the
@@ -254,17 +317,20 @@ pub fn create_track_dirs(probe: &Probe, rungs: &[Rung], out: &Path) -> std::io::
 }
 
 /// Runs the encode, calling `progress` with 0..100 as ffmpeg reports its position.
+/// Past `budget` ffmpeg is killed and the video fails (`encode_timeout`): a source that takes
+/// far longer than its duration to encode is one built to hold the worker.
 pub async fn encode(
     tools: &Tools,
-    source: &Path,
+    input: &Input,
     probe: &Probe,
     out: &Path,
+    budget: Duration,
     mut progress: impl FnMut(f64),
 ) -> Result<Value, JobError> {
     let rungs = ladder::plan(probe.width, probe.height, probe.fps());
     create_track_dirs(probe, &rungs, out)
         .map_err(|e| JobError::retry(format!("cannot create the work directory: {e}")))?;
-    let args = ffmpeg_args(tools, source, probe, &rungs, out);
+    let args = ffmpeg_args(tools, input, probe, &rungs, out);
     tracing::debug!(?args, "ffmpeg");
     let started = Instant::now();
     let mut child = command(&tools.ffmpeg)
@@ -280,18 +346,37 @@ pub async fn encode(
         text
     });
     let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(us) = line.strip_prefix("out_time_us=") {
-            if let Ok(us) = us.trim().parse::<i64>() {
-                let pct = (us.max(0) as f64 / 1e6 / probe.duration * 100.0).clamp(0.0, 100.0);
-                progress(pct);
+    let run = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(us) = line.strip_prefix("out_time_us=") {
+                if let Ok(us) = us.trim().parse::<i64>() {
+                    let pct = (us.max(0) as f64 / 1e6 / probe.duration * 100.0).clamp(0.0, 100.0);
+                    progress(pct);
+                }
             }
         }
-    }
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| JobError::retry(format!("ffmpeg did not finish: {e}")))?;
+        child.wait().await
+    };
+    let status = match tokio::time::timeout(budget, run).await {
+        Ok(status) => status.map_err(|e| JobError::retry(format!("ffmpeg did not finish: {e}")))?,
+        Err(_) => {
+            // Dropping `child` (kill_on_drop) ends ffmpeg.
+            tracing::warn!(
+                budget_secs = budget.as_secs(),
+                duration = probe.duration,
+                "the encode ran past its time budget; ffmpeg killed"
+            );
+            return Err(JobError::permanent(Refusal::new(
+                "encode_timeout",
+                format!(
+                    "the video took longer to transcode than its time budget ({} minutes for \
+                     a video of this length); re-encode it with common settings and upload it \
+                     again",
+                    budget.as_secs().div_ceil(60)
+                ),
+            )));
+        }
+    };
     let stderr = errors.await.unwrap_or_default();
     if !status.success() {
         return Err(JobError::retry(format!(
@@ -307,7 +392,7 @@ pub async fn encode(
         "ladder encoded"
     );
     if !out.join("poster.jpg").exists() {
-        poster_fallback(tools, source, probe, &rungs[0], out).await?;
+        poster_fallback(tools, input, probe, &rungs[0], out).await?;
     }
     collect(probe, &rungs, out, probe.audio_index.is_some())
 }
@@ -316,15 +401,15 @@ pub async fn encode(
 /// a source whose declared duration overstates its frames).
 async fn poster_fallback(
     tools: &Tools,
-    source: &Path,
+    input: &Input,
     probe: &Probe,
     top: &Rung,
     out: &Path,
 ) -> Result<(), JobError> {
     let at = format!("{:.3}", probe.duration * 0.1);
     let status = command(&tools.ffmpeg)
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-ss", &at, "-i"])
-        .arg(source)
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-ss", &at])
+        .args(input.args())
         .args(["-frames:v", "1", "-q:v", "3", "-vf"])
         .arg(format!("scale={}:{},setsar=1", top.width, top.height))
         .arg(out.join("poster.jpg"))

@@ -8,7 +8,7 @@
 //! `recover` at start-up, so a crash between steps loses no `upload.completed` event.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,10 +16,10 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 use hyper::body::{Body as _, Incoming};
 use serde::{Deserialize, Serialize};
 use streamgate_core::api_error::ApiError;
-use streamgate_core::edge_token;
+use streamgate_core::edge_token::{self, EdgeToken};
 use tokio::io::AsyncWriteExt;
 
-use crate::config::{now_unix, Keys};
+use crate::config::{self, now_unix, Keys};
 use crate::events::{Event, Outbox};
 use crate::fsutil::{self, is_safe_id};
 use crate::server::{empty, error_response, Body};
@@ -41,13 +41,31 @@ struct UploadInfo {
     complete: bool,
 }
 
+/// What the origin accepts, per upload and per wallet (flags of `native-transcoder serve`).
+#[derive(Debug, Clone)]
+pub struct UploadPolicy {
+    /// Largest upload.
+    pub max_bytes: u64,
+    /// A PATCH body that sends nothing for this long is cut (its bytes so far are kept).
+    pub body_idle_timeout: Duration,
+    /// Bytes one wallet may declare (Upload-Length) per UTC day.
+    pub max_bytes_per_day: u64,
+    /// Free space the media store keeps after an upload's declared length: below it a
+    /// creation is refused with 507.
+    pub min_free_bytes: u64,
+    /// An incomplete upload older than this (the upload token's lifetime) is removed, and so
+    /// is a deleted video's tombstone.
+    pub abandoned_after: Duration,
+}
+
 #[derive(Clone)]
 pub struct Uploads {
     media_dir: PathBuf,
     keys: Keys,
-    max_bytes: u64,
-    body_idle_timeout: Duration,
+    policy: UploadPolicy,
     outbox: Outbox,
+    /// Serialises the per-wallet ledgers' read-modify-write.
+    quota: Arc<Mutex<()>>,
     /// One lock per video: creation, HEAD and PATCH of a video's upload never interleave.
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
@@ -78,19 +96,13 @@ fn parse_u64(headers: &HeaderMap, name: &str) -> Result<Option<u64>, ApiError> {
 }
 
 impl Uploads {
-    pub fn new(
-        media_dir: PathBuf,
-        keys: Keys,
-        max_bytes: u64,
-        body_idle_timeout: Duration,
-        outbox: Outbox,
-    ) -> Self {
+    pub fn new(media_dir: PathBuf, keys: Keys, policy: UploadPolicy, outbox: Outbox) -> Self {
         Uploads {
             media_dir,
             keys,
-            max_bytes,
-            body_idle_timeout,
+            policy,
             outbox,
+            quota: Arc::default(),
             locks: Arc::default(),
         }
     }
@@ -122,7 +134,7 @@ impl Uploads {
                 }
                 if e.status == 413 {
                     r.headers_mut()
-                        .insert("Tus-Max-Size", HeaderValue::from(self.max_bytes));
+                        .insert("Tus-Max-Size", HeaderValue::from(self.policy.max_bytes));
                 }
                 r
             }
@@ -150,7 +162,7 @@ impl Uploads {
             return Ok(tus(StatusCode::NO_CONTENT)
                 .header("Tus-Version", TUS_VERSION)
                 .header("Tus-Extension", "creation")
-                .header("Tus-Max-Size", self.max_bytes)
+                .header("Tus-Max-Size", self.policy.max_bytes)
                 .header(
                     header::ACCESS_CONTROL_ALLOW_METHODS,
                     "POST, HEAD, PATCH, OPTIONS",
@@ -176,7 +188,14 @@ impl Uploads {
                 ))
             }
         }
-        self.check_token(&req, &path)?;
+        let token = self.check_token(&req, &path)?;
+        if config::tombstone(&self.media_dir, &video).exists() {
+            return Err(ApiError::new(
+                410,
+                "video_deleted",
+                "this video was deleted, so its upload URL no longer works; create a new video",
+            ));
+        }
 
         // tus clients behind proxies that drop PATCH send POST + X-HTTP-Method-Override.
         let method = match header_str(req.headers(), "X-HTTP-Method-Override") {
@@ -185,7 +204,7 @@ impl Uploads {
             None => req.method().clone(),
         };
         match (method, upload) {
-            (Method::POST, None) => self.create(&req, &video).await,
+            (Method::POST, None) => self.create(&req, &video, &token).await,
             (Method::HEAD, Some(upload)) => self.head(&video, &upload).await,
             (Method::PATCH, Some(upload)) => self.patch(req, &video, &upload).await,
             (_, None) => Err(ApiError::method_not_allowed("POST, OPTIONS")),
@@ -193,7 +212,7 @@ impl Uploads {
         }
     }
 
-    fn check_token(&self, req: &Request<Incoming>, path: &str) -> Result<(), ApiError> {
+    fn check_token(&self, req: &Request<Incoming>, path: &str) -> Result<EdgeToken, ApiError> {
         let token = req
             .uri()
             .query()
@@ -207,7 +226,7 @@ impl Uploads {
         // The ACL's segment-boundary rule is edge_token's own (one video's token never opens
         // another whose id it prefixes).
         match edge_token::verify(&token, &self.keys.upload_refs(), path, now_unix()) {
-            Ok(_) => Ok(()),
+            Ok(token) => Ok(token),
             Err(e) => refuse(e.code(), format!("upload refused: {e}")),
         }
     }
@@ -232,7 +251,7 @@ impl Uploads {
             })
     }
 
-    async fn create(&self, req: &Request<Incoming>, video: &str) -> Reply {
+    async fn create(&self, req: &Request<Incoming>, video: &str, token: &EdgeToken) -> Reply {
         let headers = req.headers();
         if headers.contains_key("Upload-Defer-Length") {
             return Err(ApiError::new(
@@ -248,13 +267,13 @@ impl Uploads {
                 "send the file size in Upload-Length",
             )
         })?;
-        if length > self.max_bytes {
+        if length > self.policy.max_bytes {
             return Err(ApiError::new(
                 413,
                 "upload_too_large",
                 format!(
                     "the file is {length} bytes; this server accepts at most {} bytes",
-                    self.max_bytes
+                    self.policy.max_bytes
                 ),
             ));
         }
@@ -267,6 +286,21 @@ impl Uploads {
             ));
         }
 
+        // The wallet the app issued the URL to (the token's signed `data`); a URL without
+        // one cannot be charged to anyone and is refused (fail closed).
+        let owner = token
+            .data
+            .as_deref()
+            .filter(|o| is_safe_id(o))
+            .ok_or_else(|| {
+                ApiError::new(
+                    403,
+                    "invalid_token",
+                    "this upload URL names no owner; create the video again for a new URL",
+                )
+            })?
+            .to_string();
+
         let _guard = self.lock(video).await?;
         if self.source(video).exists() {
             return Err(ApiError::new(
@@ -275,6 +309,8 @@ impl Uploads {
                 "this video already has a complete upload",
             ));
         }
+        self.check_free_space(length)?;
+        self.charge(&owner, length)?;
         let dir = self.video_dir(video);
         let media_dir = self.media_dir.clone();
         let info = UploadInfo {
@@ -319,6 +355,58 @@ impl Uploads {
             .header("Upload-Offset", 0)
             .body(empty())
             .expect("valid response"))
+    }
+
+    /// 507 when the media store would keep less than `min_free_bytes` after this upload.
+    fn check_free_space(&self, length: u64) -> Result<(), ApiError> {
+        let free = fsutil::available_bytes(&self.media_dir).map_err(internal)?;
+        let needed = length.saturating_add(self.policy.min_free_bytes);
+        if free < needed {
+            tracing::warn!(
+                free,
+                length,
+                min_free = self.policy.min_free_bytes,
+                "refusing an upload: the media store is nearly full"
+            );
+            return Err(insufficient_storage());
+        }
+        Ok(())
+    }
+
+    /// Adds `length` to the wallet's bytes of the current UTC day, or 429 past the quota. The
+    /// declared length is charged at creation (a replaced or abandoned upload still counts):
+    /// the quota bounds what a wallet can make the origin store, not what it finished.
+    fn charge(&self, owner: &str, length: u64) -> Result<(), ApiError> {
+        let _ledgers = self.quota.lock().unwrap();
+        let now = now_unix();
+        let today = now.div_euclid(86_400);
+        let path = self.media_dir.join("quota").join(format!("{owner}.json"));
+        let mut ledger = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<DayLedger>(&b).ok())
+            .filter(|l| l.day == today)
+            .unwrap_or(DayLedger {
+                day: today,
+                bytes: 0,
+            });
+        let total = ledger.bytes.saturating_add(length);
+        if total > self.policy.max_bytes_per_day {
+            let until_tomorrow = ((today + 1) * 86_400 - now).max(1) as u64;
+            return Err(ApiError::new(
+                429,
+                "upload_quota_exceeded",
+                format!(
+                    "this wallet has uploaded {} of its {} bytes today; this upload ({length} \
+                     bytes) would pass the daily quota: try again after midnight UTC",
+                    ledger.bytes, self.policy.max_bytes_per_day
+                ),
+            )
+            .with_retry_after(until_tomorrow));
+        }
+        ledger.bytes = total;
+        std::fs::create_dir_all(path.parent().unwrap()).map_err(internal)?;
+        fsutil::write_atomic(&path, &serde_json::to_vec(&ledger).expect("serialises"))
+            .map_err(internal)
     }
 
     fn load(&self, video: &str, upload: &str) -> Result<UploadInfo, ApiError> {
@@ -421,7 +509,7 @@ impl Uploads {
         let mut failure: Option<ApiError> = None;
         loop {
             let frame = match tokio::time::timeout(
-                self.body_idle_timeout,
+                self.policy.body_idle_timeout,
                 http_body_util::BodyExt::frame(&mut body),
             )
             .await
@@ -452,7 +540,7 @@ impl Uploads {
             let room = remaining - written;
             let take = (data.len() as u64).min(room) as usize;
             if let Err(e) = file.write_all(&data[..take]).await {
-                failure = Some(internal(e));
+                failure = Some(storage_error(e));
                 break;
             }
             written += take as u64;
@@ -465,16 +553,19 @@ impl Uploads {
                 break;
             }
         }
-        file.flush().await.map_err(internal)?;
-        file.sync_data().await.map_err(internal)?;
+        file.flush().await.map_err(storage_error)?;
+        file.sync_data().await.map_err(storage_error)?;
         drop(file);
         let offset = self.offset(&info)?;
         tracing::debug!(video, upload, written, offset, "patch applied");
-        if let Some(e) = failure {
-            return Err(e);
-        }
+        // Every byte is stored: the upload is complete whatever happened to the request that
+        // brought the last one (a body cut after it, or running past Upload-Length), since a
+        // client that HEADs now is told offset = length and stops.
         if offset == info.length {
             self.finish(&info).await.map_err(internal)?;
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
         Ok(tus(StatusCode::NO_CONTENT)
             .header("Upload-Offset", offset)
@@ -485,6 +576,12 @@ impl Uploads {
     /// Publishes a complete upload: rename into `sources/`, persist the event, mark complete.
     /// Each step is idempotent, so `recover` can redo whatever a crash interrupted.
     async fn finish(&self, info: &UploadInfo) -> anyhow::Result<()> {
+        if config::tombstone(&self.media_dir, &info.video_id).exists() {
+            // Deleted while its last bytes arrived: nothing is published.
+            let _ = std::fs::remove_dir_all(self.video_dir(&info.video_id));
+            tracing::info!(video = %info.video_id, "upload of a deleted video discarded");
+            return Ok(());
+        }
         let part = self.part_path(&info.video_id, &info.upload_id);
         let source = self.source(&info.video_id);
         let info_path = self.info_path(&info.video_id, &info.upload_id);
@@ -550,6 +647,76 @@ impl Uploads {
         }
         Ok(n)
     }
+}
+
+/// Removes incomplete uploads older than `abandoned_after` (their URL has expired, so nobody can
+/// finish them) and tombstones older than that (no URL they guard still works). Answers how
+/// many of each were removed.
+pub fn sweep(media_dir: &Path, abandoned_after: Duration, now: i64) -> (usize, usize) {
+    let horizon = now - abandoned_after.as_secs() as i64;
+    let mut uploads = 0;
+    for video in std::fs::read_dir(media_dir.join("uploads"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let dir = video.path();
+        let infos: Vec<UploadInfo> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|f| f.path().extension().and_then(|e| e.to_str()) == Some("json"))
+            .filter_map(|f| serde_json::from_slice(&std::fs::read(f.path()).ok()?).ok())
+            .collect();
+        // Only a directory whose every upload is incomplete and old: a complete one is the
+        // record `recover` and HEAD rely on.
+        let abandoned =
+            !infos.is_empty() && infos.iter().all(|i| !i.complete && i.created_at < horizon);
+        if abandoned && std::fs::remove_dir_all(&dir).is_ok() {
+            tracing::info!(dir = %dir.display(), "removed an abandoned upload");
+            uploads += 1;
+        }
+    }
+    let mut tombstones = 0;
+    for entry in std::fs::read_dir(media_dir.join("deleted"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let at = std::fs::read_to_string(entry.path())
+            .ok()
+            .and_then(|t| t.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        if at < horizon && std::fs::remove_file(entry.path()).is_ok() {
+            tombstones += 1;
+        }
+    }
+    (uploads, tombstones)
+}
+
+/// One wallet's upload bytes on one UTC day (`quota/<address>.json`).
+#[derive(Debug, Serialize, Deserialize)]
+struct DayLedger {
+    day: i64,
+    bytes: u64,
+}
+
+fn insufficient_storage() -> ApiError {
+    ApiError::new(
+        507,
+        "insufficient_storage",
+        "the media store is too full to take this upload now; retry later",
+    )
+    .with_retry_after(300)
+}
+
+/// A failed write: 507 when the disk is full (the client may retry later), else 500.
+fn storage_error(e: std::io::Error) -> ApiError {
+    if e.raw_os_error() == Some(libc::ENOSPC) {
+        tracing::error!(error = %e, "the media store is full");
+        return insufficient_storage();
+    }
+    internal(e)
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {

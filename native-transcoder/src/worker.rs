@@ -24,9 +24,11 @@ use redis::Value;
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::config::now_unix;
 use crate::events::{Delivery, Event, EventSender};
-use crate::fsutil::{self, is_safe_id, is_safe_relative};
-use crate::transcode::{self, JobError, Throttle, Tools};
+use crate::fsutil::{self, is_safe_id};
+use crate::intake::{Refusal, SourceLimits};
+use crate::transcode::{self, JobError, Throttle, Tools, TRANSCODE_FAILED};
 
 pub const STREAM: &str = "streamgate:jobs";
 pub const GROUP: &str = "transcoders";
@@ -40,6 +42,8 @@ pub struct WorkConfig {
     pub redis_url: String,
     pub events: EventSender,
     pub tools: Tools,
+    /// What a source may be (duration, size, frame rate, encode time).
+    pub limits: SourceLimits,
     pub consumer: String,
     pub claim_timeout: Duration,
     pub shutdown_grace: Duration,
@@ -227,33 +231,15 @@ impl Worker {
         let video = job.fields.get("video_id").cloned().unwrap_or_default();
         tracing::info!(entry = %job.id, video = %video, attempt, "job");
 
-        if !is_safe_id(&video) {
+        // A malformed entry is nobody's upload: it is dead-lettered without touching any
+        // video (a forged entry naming someone's video must not fail it).
+        if let Err(why) = check_fields(&job.fields) {
             return self
-                .dead_letter(&job, "malformed job: no valid video_id", shutdown)
+                .dead_letter(&job, &format!("malformed job: {why}"), None, shutdown)
                 .await;
         }
-        match job.fields.get("action").map(String::as_str) {
-            None | Some("transcode") => {}
-            Some("delete") => return self.delete_media(&job, &video, shutdown).await,
-            Some(other) => {
-                return self
-                    .dead_letter(
-                        &job,
-                        &format!("malformed job: unknown action `{other}`"),
-                        shutdown,
-                    )
-                    .await
-            }
-        }
-        let source = job.fields.get("source").cloned().unwrap_or_default();
-        if !is_safe_relative(&source) {
-            return self
-                .dead_letter(
-                    &job,
-                    "malformed job: source must be a path under the media root",
-                    shutdown,
-                )
-                .await;
+        if job.fields.get("action").map(String::as_str) == Some("delete") {
+            return self.delete_media(&job, &video, shutdown).await;
         }
         if attempt > MAX_DELIVERIES {
             let last: Option<String> = redis::cmd("HGET")
@@ -268,18 +254,21 @@ impl Worker {
                 .dead_letter(
                     &job,
                     &format!("gave up after {MAX_DELIVERIES} attempts: {why}"),
+                    Some(&gave_up()),
                     shutdown,
                 )
                 .await;
         }
 
-        let ended = self.run_with_lease(&job, &video, &source, shutdown).await?;
+        let ended = self.run_with_lease(&job, &video, shutdown).await?;
         match ended {
             Ok(Ended::Done) => self.ack(&job).await,
             Ok(Ended::Pending) => Ok(()),
             Err(e) if e.permanent => {
+                tracing::info!(entry = %job.id, video = %video, code = e.refusal.code,
+                    detail = %e.detail, "the upload is refused");
                 if self
-                    .send_failed(&job, &video, &e.message, true, shutdown)
+                    .send_failed(&job, &video, &e.refusal, true, shutdown)
                     .await
                 {
                     self.ack(&job).await
@@ -290,22 +279,23 @@ impl Worker {
             Err(e) if job.attempt >= MAX_DELIVERIES => {
                 self.dead_letter(
                     &job,
-                    &format!("gave up after {MAX_DELIVERIES} attempts: {}", e.message),
+                    &format!("gave up after {MAX_DELIVERIES} attempts: {}", e.detail),
+                    Some(&gave_up()),
                     shutdown,
                 )
                 .await
             }
             Err(e) => {
-                tracing::warn!(entry = %job.id, error = %e.message, "attempt failed; will be retried");
+                tracing::warn!(entry = %job.id, error = %e.detail, "attempt failed; will be retried");
                 redis::cmd("HSET")
                     .arg(ERRORS)
                     .arg(&job.id)
-                    .arg(&e.message)
+                    .arg(&e.detail)
                     .query_async::<()>(&mut self.conn)
                     .await?;
                 // Informational (the job stays pending either way), so an undelivered one is
                 // simply dropped at shutdown.
-                self.send_failed(&job, &video, &e.message, false, shutdown)
+                self.send_failed(&job, &video, &e.refusal, false, shutdown)
                     .await;
                 Ok(())
             }
@@ -317,12 +307,11 @@ impl Worker {
         &mut self,
         job: &Job,
         video: &str,
-        source: &str,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Result<Ended, JobError>> {
         let mut conn = self.conn.clone();
         let consumer = self.cfg.consumer.clone();
-        let mut work = Box::pin(run_job(&self.cfg, job, video, source));
+        let mut work = Box::pin(run_job(&self.cfg, job, video));
         let mut heartbeat = tokio::time::interval(self.cfg.claim_timeout / 3);
         heartbeat.tick().await;
         let mut deadline: Option<tokio::time::Instant> = None;
@@ -377,6 +366,13 @@ impl Worker {
         shutdown: &watch::Receiver<bool>,
     ) -> Result<()> {
         let root = self.cfg.media_dir.clone();
+        // The tombstone first: from now on the origin refuses the video's upload URL (410),
+        // so no upload can land after its files are removed.
+        let tombstone = crate::config::tombstone(&root, video);
+        if let Err(e) = fsutil::write_atomic(&tombstone, now_unix().to_string().as_bytes()) {
+            tracing::error!(video, error = %e, "cannot write the deleted video's tombstone; retrying");
+            return self.hand_back(job).await;
+        }
         let removed = [
             root.join("media").join(video),
             root.join("sources").join(video),
@@ -438,7 +434,7 @@ impl Worker {
         &self,
         job: &Job,
         video: &str,
-        error: &str,
+        refusal: &Refusal,
         last: bool,
         shutdown: &watch::Receiver<bool>,
     ) -> bool {
@@ -446,7 +442,7 @@ impl Worker {
             format!("transcode.failed:{video}:{}:{}", job.id, job.attempt),
             "transcode.failed",
             video,
-            json!({"error": error, "final": last}),
+            json!({"code": refusal.code, "error": refusal.message, "final": last}),
         );
         self.deliver_before_stop(&event, shutdown).await.is_some()
     }
@@ -476,18 +472,21 @@ impl Worker {
         }
     }
 
-    /// Moves the entry to the dead-letter stream (fields + error) and fails the video. The
-    /// event goes first, then XADD + XACK in one transaction, so a crash in between redelivers
-    /// the entry rather than losing it.
+    /// Moves the entry to the dead-letter stream (fields + `error`, the operator's detail) and,
+    /// with `fail_video`, fails the video with that reason. The event goes first, then XADD +
+    /// XACK in one transaction, so a crash in between redelivers the entry rather than losing it.
     async fn dead_letter(
         &mut self,
         job: &Job,
         error: &str,
+        fail_video: Option<&Refusal>,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<()> {
         let video = job.fields.get("video_id").cloned().unwrap_or_default();
-        if is_safe_id(&video) && !self.send_failed(job, &video, error, true, shutdown).await {
-            return self.hand_back(job).await;
+        if let Some(refusal) = fail_video {
+            if !self.send_failed(job, &video, refusal, true, shutdown).await {
+                return self.hand_back(job).await;
+            }
         }
         tracing::error!(entry = %job.id, error, "job dead-lettered");
         let mut fields: Vec<(String, String)> = job.fields.clone().into_iter().collect();
@@ -596,12 +595,7 @@ async fn deliver_or_log(events: &EventSender, event: &Event) {
     }
 }
 
-async fn run_job(
-    cfg: &WorkConfig,
-    job: &Job,
-    video: &str,
-    source: &str,
-) -> Result<Ended, JobError> {
+async fn run_job(cfg: &WorkConfig, job: &Job, video: &str) -> Result<Ended, JobError> {
     let media = cfg.media_dir.join("media");
     let final_dir = media.join(video);
     let completed_id = format!("transcode.completed:{video}:{}", job.id);
@@ -630,10 +624,12 @@ async fn run_job(
     )
     .await;
 
-    let source_path = cfg.media_dir.join(source);
-    let probe = transcode::probe(&cfg.tools, &source_path, source).await?;
+    // Derived from the video id, never taken from the queue entry.
+    let source_path = cfg.media_dir.join("sources").join(video);
+    let (input, probe) = transcode::probe(&cfg.tools, &source_path, &cfg.limits).await?;
     tracing::info!(
         video,
+        container = input.container.demuxer(),
         width = probe.width,
         height = probe.height,
         fps = probe.fps(),
@@ -666,7 +662,8 @@ async fn run_job(
         }
     });
     let mut throttle = Throttle::default();
-    let encoded = transcode::encode(&cfg.tools, &source_path, &probe, &work.path, |pct| {
+    let budget = cfg.limits.encode_budget(probe.duration);
+    let encoded = transcode::encode(&cfg.tools, &input, &probe, &work.path, budget, |pct| {
         if let Some(p) = throttle.admit(pct.min(99.0)) {
             let _ = tx.send(p);
         }
@@ -711,6 +708,41 @@ async fn run_job(
     )
     .await;
     Ok(Ended::Done)
+}
+
+/// The reason a video is given when its job is dead-lettered after its attempts ran out.
+fn gave_up() -> Refusal {
+    Refusal::new(
+        TRANSCODE_FAILED,
+        format!(
+            "the video could not be transcoded in {MAX_DELIVERIES} attempts; upload it again, \
+             and if it fails again contact the operator"
+        ),
+    )
+}
+
+/// Checks a queue entry's fields (docs/pipeline.md, "Jobs"): `Err` says what is malformed.
+/// The worker reads only `action` and `video_id`; a `source`, which older apps sent, must be
+/// the one the video id implies (anything else is a forged or corrupted entry).
+pub fn check_fields(fields: &HashMap<String, String>) -> Result<(), String> {
+    let video = fields.get("video_id").map(String::as_str).unwrap_or("");
+    if !is_safe_id(video) {
+        return Err("no valid video_id".into());
+    }
+    match fields.get("action").map(String::as_str) {
+        None | Some("transcode") => {
+            if let Some(source) = fields.get("source") {
+                if *source != format!("sources/{video}") {
+                    return Err(format!(
+                        "source `{source}` is not the video's own upload (sources/{video})"
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Some("delete") => Ok(()),
+        Some(other) => Err(format!("unknown action `{other}`")),
+    }
 }
 
 /// What ends a job's life in the stream, whatever the outcome: acknowledged, and its recorded

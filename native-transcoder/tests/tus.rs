@@ -421,3 +421,203 @@ fn an_undelivered_completion_is_retried_and_survives_a_restart() {
         (n == 0).then_some(())
     });
 }
+
+fn create_as(origin: &Origin, video: &str, owner: Option<&str>, length: u64) -> Reply {
+    let token = streamgate_core::edge_token::sign(
+        &streamgate_core::edge_token::EdgeToken {
+            start: now() - 10,
+            expires: now() + 3600,
+            acl: vec![format!("/uploads/{video}*")],
+            data: owner.map(str::to_string),
+        },
+        &streamgate_core::keys::derive(SECRET, "upload"),
+    );
+    http(
+        &origin.addr,
+        "POST",
+        &format!("/uploads/{video}?token={token}"),
+        &[TUS, ("Upload-Length", &length.to_string())],
+        b"",
+    )
+}
+
+#[test]
+fn an_upload_whose_last_byte_arrived_is_completed_whatever_happened_to_its_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::accepting();
+    let origin = Origin::start(dir.path(), &receiver.url(), &[], &[]);
+    let file = [5u8; 1000];
+
+    // A chunked body that runs past Upload-Length: 413, but every byte of the upload is kept,
+    // and the upload is complete (HEAD says offset = length, which is where tus clients stop).
+    let video = "vidPast01";
+    let location = create(&origin, video, file.len());
+    let r = patch_chunked(
+        &origin.addr,
+        &location,
+        0,
+        &[&file[..600], &file[600..], b"extra"],
+        true,
+    )
+    .unwrap();
+    assert_eq!(r.status, 413, "{r:?}");
+    assert_eq!(r.json()["code"], "upload_too_large");
+    assert_eq!(head_offset(&origin, &location), 1000);
+    receiver.wait_for("upload.completed", video, Duration::from_secs(10));
+    assert_eq!(
+        std::fs::read(dir.path().join("sources").join(video)).unwrap(),
+        file
+    );
+
+    // The connection drops after the last byte, before the chunked body's end.
+    let video = "vidCut01";
+    let location = create(&origin, video, file.len());
+    patch_chunked(
+        &origin.addr,
+        &location,
+        0,
+        &[&file[..500], &file[500..]],
+        false,
+    );
+    receiver.wait_for("upload.completed", video, Duration::from_secs(10));
+    assert_eq!(head_offset(&origin, &location), 1000);
+    assert!(dir.path().join("sources").join(video).exists());
+}
+
+#[test]
+fn a_deleted_videos_upload_url_stops_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path();
+    let receiver = Receiver::start(|e, _| {
+        if e["type"] == "media.deleted" {
+            404
+        } else {
+            200
+        }
+    });
+    let origin = Origin::start(media, &receiver.url(), &[], &[]);
+    let video = "vidGone01";
+    let location = create(&origin, video, 100);
+    assert_eq!(patch(&origin, &location, 0, &[1u8; 40]).status, 204);
+
+    // The owner deletes the video: the app queues a delete job, the real worker runs it.
+    let redis = Redis::start();
+    redis::Commands::xadd::<_, _, _, _, String>(
+        &mut redis.conn(),
+        "streamgate:jobs",
+        "*",
+        &[("action", "delete"), ("video_id", video)],
+    )
+    .unwrap();
+    let _worker = start_worker(
+        media,
+        &redis,
+        &receiver.url(),
+        &["--claim-timeout-ms", "1500"],
+    );
+    wait_until("the delete to run", Duration::from_secs(15), || {
+        receiver
+            .attempts
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "media.deleted")
+            .then_some(())
+    });
+
+    // Resuming, HEAD and a new creation with the same URL: 410 with a code and a way forward.
+    for r in [
+        patch(&origin, &location, 40, &[1u8; 60]),
+        http(&origin.addr, "HEAD", &location, &[TUS], b""),
+        create_as(&origin, video, Some(OWNER), 100),
+    ] {
+        assert_eq!(r.status, 410, "{r:?}");
+        if !r.body.is_empty() {
+            assert_eq!(r.json()["code"], "video_deleted");
+        }
+    }
+    assert!(!media.join("uploads").join(video).exists());
+    assert!(!media.join("sources").join(video).exists());
+    assert!(receiver.of_type("upload.completed").is_empty());
+}
+
+#[test]
+fn quotas_and_a_full_disk_are_refused_with_their_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::accepting();
+    let origin = Origin::start(
+        dir.path(),
+        &receiver.url(),
+        &["--max-upload-bytes-per-day", "1000"],
+        &[],
+    );
+    let (alice, bob) = (OWNER, "0x2222222222222222222222222222222222222222");
+    assert_eq!(
+        create_as(&origin, "vidQuota01", Some(alice), 600).status,
+        201
+    );
+    let r = create_as(&origin, "vidQuota02", Some(alice), 600);
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(r.json()["code"], "upload_quota_exceeded");
+    let retry: u64 = r.header("Retry-After").unwrap().parse().unwrap();
+    assert!((1..=86_400).contains(&retry), "{retry}");
+    // Another wallet has its own quota; what is left of alice's still fits.
+    assert_eq!(create_as(&origin, "vidQuota03", Some(bob), 600).status, 201);
+    assert_eq!(
+        create_as(&origin, "vidQuota04", Some(alice), 400).status,
+        201
+    );
+    // The ledger survives a restart of the origin.
+    drop(origin);
+    let origin = Origin::start(
+        dir.path(),
+        &receiver.url(),
+        &["--max-upload-bytes-per-day", "1000"],
+        &[],
+    );
+    assert_eq!(create_as(&origin, "vidQuota05", Some(alice), 1).status, 429);
+    // An upload URL that names no wallet cannot be charged: refused.
+    let r = create_as(&origin, "vidQuota06", None, 10);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.json()["code"], "invalid_token");
+    drop(origin);
+
+    // A media store that would keep less than --min-free-bytes: 507 with Retry-After, which
+    // tus clients treat as retryable, and nothing is created.
+    let origin = Origin::start(
+        dir.path(),
+        &receiver.url(),
+        &["--min-free-bytes", "1000000000000000000"],
+        &[],
+    );
+    let r = create_as(&origin, "vidFull01", Some(bob), 10);
+    assert_eq!(r.status, 507, "{r:?}");
+    assert_eq!(r.json()["code"], "insufficient_storage");
+    assert!(r.header("Retry-After").is_some());
+    assert!(!dir.path().join("uploads/vidFull01").exists());
+}
+
+#[test]
+fn abandoned_uploads_are_swept_after_their_url_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::accepting();
+    let origin = Origin::start(dir.path(), &receiver.url(), &[], &[]);
+    let abandoned = create(&origin, "vidAbandon01", 100);
+    assert_eq!(patch(&origin, &abandoned, 0, &[1u8; 10]).status, 204);
+    let done = create(&origin, "vidDone01", 10);
+    assert_eq!(patch(&origin, &done, 0, &[1u8; 10]).status, 204);
+    drop(origin);
+    let day = Duration::from_secs(86_400);
+    // Within the URL's lifetime nothing goes.
+    assert_eq!(
+        native_transcoder::tus::sweep(dir.path(), day, now()),
+        (0, 0)
+    );
+    assert!(dir.path().join("uploads/vidAbandon01").exists());
+    // A day later the incomplete one goes; the complete one stays.
+    let (uploads, _) = native_transcoder::tus::sweep(dir.path(), day, now() + 86_400 + 60);
+    assert_eq!(uploads, 1);
+    assert!(!dir.path().join("uploads/vidAbandon01").exists());
+    assert!(dir.path().join("uploads/vidDone01").exists());
+    assert!(dir.path().join("sources/vidDone01").exists());
+}

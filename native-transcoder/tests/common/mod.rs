@@ -24,13 +24,17 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// The wallet test upload URLs are issued to.
+pub const OWNER: &str = "0x1111111111111111111111111111111111111111";
+
 pub fn upload_token(video: &str, secret: &str, start: i64, expires: i64) -> String {
     edge_token::sign(
         &edge_token::EdgeToken {
             start,
             expires,
             acl: vec![format!("/uploads/{video}*")],
-            data: None,
+            // The wallet the app issued the URL to (the origin's per-wallet quota).
+            data: Some(OWNER.into()),
         },
         &keys::derive(secret, "upload"),
     )
@@ -395,4 +399,43 @@ pub fn patch_and_hang_up(addr: &str, path: &str, offset: u64, declared: usize, d
     stream.flush().unwrap();
     std::thread::sleep(Duration::from_millis(100));
     stream.shutdown(Shutdown::Both).unwrap();
+}
+
+/// Sends a PATCH with a chunked body (no length announced, as tus clients streaming a file do),
+/// one chunk per slice; with `finish` false it hangs up before the closing chunk. Answers the
+/// reply when `finish`, else `None`.
+pub fn patch_chunked(
+    addr: &str,
+    path: &str,
+    offset: u64,
+    chunks: &[&[u8]],
+    finish: bool,
+) -> Option<Reply> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let req = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\nTus-Resumable: 1.0.0\r\nConnection: close\r\n\
+         Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\n\
+         Transfer-Encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(req.as_bytes()).unwrap();
+    for chunk in chunks {
+        stream
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .unwrap();
+        // The server may answer and close before reading everything (a body past its length).
+        if stream.write_all(chunk).is_err() || stream.write_all(b"\r\n").is_err() {
+            break;
+        }
+    }
+    if finish {
+        let _ = stream.write_all(b"0\r\n\r\n");
+        return Some(read_reply(stream, false));
+    }
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    stream.shutdown(Shutdown::Both).unwrap();
+    None
 }
