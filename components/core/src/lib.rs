@@ -4,9 +4,11 @@
 //! Sign-in with Ethereum: [`siwe`] (EIP-4361 parsing and validation), [`eip191`] (signer
 //! recovery), [`eip1271`] (contract wallets, ERC-6492 detection), [`rpc`] (the chain-read
 //! trait and JSON-RPC bodies), [`signin`] (the verify flow), [`session`] (JWT sessions),
-//! [`nonce`], [`rate_limit`]. Time, randomness and chain reads are injected.
+//! [`nonce`], [`rate_limit`], [`client_addr`] (the client a per-client limit counts). Time,
+//! randomness and chain reads are injected.
 
 pub mod api_error;
+pub mod client_addr;
 pub mod config;
 pub mod edge_token;
 pub mod eip1271;
