@@ -47,20 +47,37 @@ pub enum Decision {
     Limited { retry_after: u64 },
 }
 
-/// Decides one request at `now` (Unix seconds).
-pub fn decide(stored: Option<Window>, limit: Limit, now: i64) -> Decision {
+/// The window in force at `now`: the stored one if it has not ended, else a fresh one.
+fn current(stored: Option<Window>, limit: Limit, now: i64) -> Window {
     let len = i64::from(limit.window_secs.max(1));
     // A window from the future (clock stepped back) is treated as over.
-    let current = stored.filter(|w| w.start <= now && now < w.start.saturating_add(len));
-    let window = current.unwrap_or(Window {
-        start: now,
-        count: 0,
-    });
-    if window.count >= limit.max {
-        let ends = window.start.saturating_add(len);
-        let retry_after = u64::try_from(ends.saturating_sub(now)).unwrap_or(1).max(1);
+    stored
+        .filter(|w| w.start <= now && now < w.start.saturating_add(len))
+        .unwrap_or(Window {
+            start: now,
+            count: 0,
+        })
+}
+
+/// Whether one more request at `now` would be refused, without counting it: `Some(retry_after)`
+/// when the window is full. For limits that count only some outcomes (failed sign-ins): ask
+/// this before the work, and count with [`decide`] once the outcome is known.
+pub fn limited(stored: Option<Window>, limit: Limit, now: i64) -> Option<u64> {
+    let window = current(stored, limit, now);
+    (window.count >= limit.max).then(|| {
+        let ends = window
+            .start
+            .saturating_add(i64::from(limit.window_secs.max(1)));
+        u64::try_from(ends.saturating_sub(now)).unwrap_or(1).max(1)
+    })
+}
+
+/// Decides one request at `now` (Unix seconds), counting it when it is allowed.
+pub fn decide(stored: Option<Window>, limit: Limit, now: i64) -> Decision {
+    if let Some(retry_after) = limited(stored, limit, now) {
         return Decision::Limited { retry_after };
     }
+    let window = current(stored, limit, now);
     let window = Window {
         count: window.count + 1,
         ..window
@@ -79,6 +96,14 @@ pub fn window_ttl_secs(limit: Limit) -> u32 {
 /// The counter key for one scope (e.g. `"verify"`) and subject (e.g. `"ip:203.0.113.9"`).
 pub fn rate_limit_key(scope: &str, subject: &str) -> String {
     format!("rl:{scope}:{subject}")
+}
+
+/// Whether a sign-in attempt that ended in `error` counts as a failure against its client:
+/// every refusal of what the client sent (4xx: unreadable or oversized body, malformed or
+/// foreign message, stale nonce, bad signature, …), but not a 429 (a limit already said no)
+/// nor a 5xx (our store or the chain failed, not the client).
+pub fn is_client_failure(error: &ApiError) -> bool {
+    (400..500).contains(&error.status) && error.status != 429
 }
 
 /// The 429 answer; the component also sets `Retry-After: <retry_after>`.
@@ -169,6 +194,58 @@ mod tests {
             decide(full, L, i64::MAX - 5),
             Decision::Limited { retry_after: 5 }
         );
+    }
+
+    #[test]
+    fn peeking_does_not_count() {
+        let t = 1000;
+        assert_eq!(limited(None, L, t), None);
+        let mut s = None;
+        for i in 0..3 {
+            // Asking any number of times leaves the count where it is.
+            assert_eq!(limited(s, L, t + i), None);
+            assert_eq!(limited(s, L, t + i), None);
+            run(&mut s, t + i);
+        }
+        assert_eq!(limited(s, L, t + 10), Some(50));
+        assert_eq!(run(&mut s, t + 10), Decision::Limited { retry_after: 50 });
+        // The window ends: allowed again, still without counting.
+        assert_eq!(limited(s, L, t + 60), None);
+        assert_eq!(s, Some(Window { start: t, count: 3 }));
+        let zero = Limit {
+            max: 0,
+            window_secs: 60,
+        };
+        assert_eq!(limited(None, zero, t), Some(60));
+    }
+
+    #[test]
+    fn what_counts_as_a_client_failure() {
+        for (status, code) in [
+            (400, "invalid_message"),
+            (400, "invalid_json"),
+            (401, "bad_signature"),
+            (401, "domain_mismatch"),
+            (401, "nonce_unknown"),
+            (413, "payload_too_large"),
+            (422, "chain_not_supported"),
+        ] {
+            assert!(
+                is_client_failure(&ApiError::new(status, code, "x")),
+                "{code}"
+            );
+        }
+        for (status, code) in [
+            (429, "rate_limited"),
+            (503, "signature_check_unavailable"),
+            (503, "store_unavailable"),
+            (500, "internal_error"),
+        ] {
+            assert!(
+                !is_client_failure(&ApiError::new(status, code, "x")),
+                "{code}"
+            );
+        }
     }
 
     #[test]
