@@ -3,7 +3,7 @@
 //! `POST /api/v1/auth/nonce`, `POST /api/v1/auth/verify`, `GET /api/v1/auth/me`,
 //! `POST /api/v1/auth/logout`. Nonces live in SQLite, where burning one is a single atomic
 //! `UPDATE`; revoked sessions and rate-limit windows live in key-value. The checks themselves
-//! (message, signature, tokens) are `streamgate-core`'s.
+//! (message, signature, tokens, whose limit an attempt counts against) are `streamgate-core`'s.
 
 mod nonces;
 mod rate_limits;
@@ -11,15 +11,18 @@ mod rate_limits;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
+use spin_sdk::key_value::Store;
 use spin_sdk::sqlite3::Connection;
 use streamgate_core::api_error::ApiError;
 use streamgate_core::eip1271::verify_signature;
 use streamgate_core::eip191::decode_signature_hex;
 use streamgate_core::siwe::{rfc3339_utc, SiweConfig, SiweError};
-use streamgate_core::{config, nonce, session, signin};
+use streamgate_core::{client_addr, config, nonce, rate_limit, session, signin};
 use streamgate_spin::chain::HttpChainReader;
 use streamgate_spin::request::ApiRequest;
 use streamgate_spin::{now, random_bytes, response};
+
+use rate_limits::Counter;
 
 /// A nonce request carries at most an address.
 const NONCE_BODY_LIMIT: usize = 4 * 1024;
@@ -30,15 +33,14 @@ const VERIFY_BODY_LIMIT: usize = 64 * 1024;
 async fn handle(req: IncomingRequest) -> Response {
     let head = ApiRequest::head(&req);
     let outcome = match (&head.method, head.path.as_str()) {
-        (Method::Post, "/api/v1/auth/nonce") => match head.read_body(req, NONCE_BODY_LIMIT).await {
-            Ok(request) => issue_nonce(&request),
+        (Method::Post, "/api/v1/auth/nonce") => match client(&req) {
+            Ok(client) => match head.read_body(req, NONCE_BODY_LIMIT).await {
+                Ok(request) => issue_nonce(&request, &client),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         },
-        (Method::Post, "/api/v1/auth/verify") => match head.read_body(req, VERIFY_BODY_LIMIT).await
-        {
-            Ok(request) => verify(&request).await,
-            Err(e) => Err(e),
-        },
+        (Method::Post, "/api/v1/auth/verify") => verify_route(req, head).await,
         (Method::Get, "/api/v1/auth/me") => me(&head),
         (Method::Post, "/api/v1/auth/logout") => logout(&head),
         (_, "/api/v1/auth/nonce" | "/api/v1/auth/verify" | "/api/v1/auth/logout") => {
@@ -48,6 +50,20 @@ async fn handle(req: IncomingRequest) -> Response {
         _ => Err(ApiError::not_found("no such auth endpoint")),
     };
     outcome.unwrap_or_else(|e| response::error(&e))
+}
+
+/// The client's rate-limit bucket (`streamgate_core::client_addr`): the peer address the host
+/// reports, or the right-most address of the `trusted_client_ip_header` when one is configured;
+/// IPv6 by /64.
+fn client(req: &IncomingRequest) -> Result<String, ApiError> {
+    let setting = streamgate_spin::config::get(client_addr::TRUSTED_HEADER_VARIABLE)?;
+    let trusted = client_addr::trusted_header(&setting)?;
+    let headers = req.headers();
+    let peer = headers.get(client_addr::PEER_HEADER);
+    let peer = peer.first().and_then(|v| std::str::from_utf8(v).ok());
+    let forwarded = trusted.as_ref().map(|name| headers.get(name));
+    let ip = client_addr::client_ip(peer, trusted.as_deref().zip(forwarded.as_deref()));
+    Ok(client_addr::bucket(ip))
 }
 
 fn database() -> Result<Connection, ApiError> {
@@ -72,7 +88,7 @@ struct NonceAnswer {
     expires_at: String,
 }
 
-fn issue_nonce(request: &ApiRequest) -> Result<Response, ApiError> {
+fn issue_nonce(request: &ApiRequest, client: &str) -> Result<Response, ApiError> {
     let body: NonceRequest = request.json()?;
     let address = body
         .address
@@ -88,13 +104,12 @@ fn issue_nonce(request: &ApiRequest) -> Result<Response, ApiError> {
         .transpose()?;
     let now = now();
     let kv = streamgate_spin::session::key_value()?;
-    rate_limits::check(
-        &kv,
-        "nonce_ip",
-        &request.client_ip(),
-        "rate_limit_nonce_per_ip",
-        now,
-    )?;
+    Counter {
+        scope: "nonce_ip",
+        subject: client,
+        variable: "rate_limit_nonce_per_ip",
+    }
+    .check(&kv, now)?;
 
     let nonce = nonce::generate_nonce(random_bytes()?);
     let expires_at = nonce::nonce_expires_at(now);
@@ -122,17 +137,36 @@ struct SessionAnswer {
     expires_at: String,
 }
 
-async fn verify(request: &ApiRequest) -> Result<Response, ApiError> {
+/// `POST /auth/verify` and whose limit it counts against (docs/auth.md). A client whose
+/// failures filled its window is refused before its body is read; an attempt that fails for
+/// what the client sent counts against the client; an address's window counts only sign-ins
+/// whose signature is valid, so naming someone else's address costs them nothing.
+async fn verify_route(req: IncomingRequest, head: ApiRequest) -> Result<Response, ApiError> {
+    let client = client(&req)?;
+    let failures = Counter {
+        scope: "verify_ip",
+        subject: &client,
+        variable: "rate_limit_verify_per_ip",
+    };
+    let kv = streamgate_spin::session::key_value()?;
+    failures.ensure_open(&kv, now())?;
+    let outcome = match head.read_body(req, VERIFY_BODY_LIMIT).await {
+        Ok(request) => verify(&request, &kv).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &outcome {
+        if rate_limit::is_client_failure(e) {
+            // The answer stays the client's error: a store that cannot count this failure
+            // answered the read above a moment ago, and the window is approximate anyway.
+            let _ = failures.record(&kv, now());
+        }
+    }
+    outcome
+}
+
+async fn verify(request: &ApiRequest, kv: &Store) -> Result<Response, ApiError> {
     let body: VerifyRequest = request.json()?;
     let now = now();
-    let kv = streamgate_spin::session::key_value()?;
-    rate_limits::check(
-        &kv,
-        "verify_ip",
-        &request.client_ip(),
-        "rate_limit_verify_per_ip",
-        now,
-    )?;
 
     let rpc_urls = config::chain_rpc_urls(&streamgate_spin::config::get("chain_rpc_urls")?)?;
     let siwe = SiweConfig::new(
@@ -144,13 +178,14 @@ async fn verify(request: &ApiRequest) -> Result<Response, ApiError> {
 
     let message = signin::check_message(&body.message, &siwe, now)?;
     let address = message.address.to_checksum(None);
-    rate_limits::check(
-        &kv,
-        "verify_address",
-        &address,
-        "rate_limit_verify_per_address",
-        now,
-    )?;
+    // Valid sign-ins per address: looked at here (a full window costs no chain call), counted
+    // only once the signature is valid.
+    let sign_ins = Counter {
+        scope: "verify_address",
+        subject: &address,
+        variable: "rate_limit_verify_per_address",
+    };
+    sign_ins.ensure_open(kv, now)?;
 
     // A nonce that cannot succeed is refused before any chain call is made for it.
     let db = database()?;
@@ -166,6 +201,7 @@ async fn verify(request: &ApiRequest) -> Result<Response, ApiError> {
         &signature,
     )
     .await?;
+    sign_ins.check(kv, now)?;
 
     // Only now is the nonce spent, atomically: of two requests racing with one signed message,
     // exactly one gets here first.

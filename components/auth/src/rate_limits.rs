@@ -1,36 +1,68 @@
-//! Fixed-window rate limits kept in key-value. The decision is `streamgate-core`'s; the window
-//! is read and written here. Without compare-and-swap the count is approximate under races,
+//! Fixed-window rate limits kept in key-value. The decisions are `streamgate-core`'s; the windows
+//! are read and written here. Without compare-and-swap the count is approximate under races,
 //! which is acceptable for abuse limits (documented in docs/auth.md).
 
 use spin_sdk::key_value::Store;
 use streamgate_core::api_error::ApiError;
 use streamgate_core::config;
-use streamgate_core::rate_limit::{decide, rate_limit_key, rate_limited_error, Decision, Window};
+use streamgate_core::rate_limit::{
+    decide, limited, rate_limit_key, rate_limited_error, Decision, Limit, Window,
+};
 
-pub fn check(
-    store: &Store,
-    scope: &str,
-    subject: &str,
-    variable: &'static str,
-    now: i64,
-) -> Result<(), ApiError> {
-    let limit = config::rate_limit(variable, &streamgate_spin::config::get(variable)?)?;
-    let key = rate_limit_key(scope, subject);
-    let unavailable = |e: spin_sdk::key_value::Error| {
-        ApiError::new(
-            503,
-            "store_unavailable",
-            format!("the rate-limit store failed: {e:?}"),
-        )
-    };
-    let stored = store
-        .get(&key)
-        .map_err(unavailable)?
-        .and_then(|bytes| Window::from_bytes(&bytes));
-    match decide(stored, limit, now) {
-        Decision::Allowed { window, .. } => {
-            store.set(&key, &window.to_bytes()).map_err(unavailable)
+/// One counter: `scope` (e.g. `verify_ip`) for one `subject` (a client bucket, an address),
+/// limited by the Spin variable `variable` (`<requests>/<seconds>`).
+pub struct Counter<'a> {
+    pub scope: &'static str,
+    pub subject: &'a str,
+    pub variable: &'static str,
+}
+
+fn unavailable(e: spin_sdk::key_value::Error) -> ApiError {
+    ApiError::new(
+        503,
+        "store_unavailable",
+        format!("the rate-limit store failed: {e:?}"),
+    )
+}
+
+impl Counter<'_> {
+    fn read(&self, store: &Store) -> Result<(String, Limit, Option<Window>), ApiError> {
+        let limit =
+            config::rate_limit(self.variable, &streamgate_spin::config::get(self.variable)?)?;
+        let key = rate_limit_key(self.scope, self.subject);
+        let stored = store
+            .get(&key)
+            .map_err(unavailable)?
+            .and_then(|bytes| Window::from_bytes(&bytes));
+        Ok((key, limit, stored))
+    }
+
+    /// Counts one request, or refuses it with 429 when the window is full.
+    pub fn check(&self, store: &Store, now: i64) -> Result<(), ApiError> {
+        let (key, limit, stored) = self.read(store)?;
+        match decide(stored, limit, now) {
+            Decision::Allowed { window, .. } => {
+                store.set(&key, &window.to_bytes()).map_err(unavailable)
+            }
+            Decision::Limited { retry_after } => Err(rate_limited_error(retry_after)),
         }
-        Decision::Limited { retry_after } => Err(rate_limited_error(retry_after)),
+    }
+
+    /// Refuses with 429 when the window is full, without counting anything.
+    pub fn ensure_open(&self, store: &Store, now: i64) -> Result<(), ApiError> {
+        let (_, limit, stored) = self.read(store)?;
+        match limited(stored, limit, now) {
+            Some(retry_after) => Err(rate_limited_error(retry_after)),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts one outcome that has already happened (a failed attempt). A full window stays
+    /// full; there is nothing to refuse any more.
+    pub fn record(&self, store: &Store, now: i64) -> Result<(), ApiError> {
+        match self.check(store, now) {
+            Err(e) if e.status == 429 => Ok(()),
+            other => other,
+        }
     }
 }
