@@ -44,22 +44,6 @@ struct Playback {
     expires_at: String,
 }
 
-fn seconds(variable: &'static str) -> Result<i64, ApiError> {
-    let value = config::get(variable)?;
-    value
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|s| *s >= 0)
-        .ok_or_else(|| {
-            ApiError::new(
-                503,
-                "server_misconfigured",
-                format!("`{variable}` must be a number of seconds, got `{value}`"),
-            )
-        })
-}
-
 async fn playback(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
     let now = now();
     let kv = streamgate_spin::session::key_value()?;
@@ -77,8 +61,8 @@ async fn playback(request: &ApiRequest, id: &str) -> Result<Response, ApiError> 
     let is_owner = video.owner.eq_ignore_ascii_case(&viewer.to_checksum(None));
     if !is_owner && !video.gate.is_empty() {
         let ttl = CacheTtl {
-            positive_secs: seconds("gate_cache_positive_secs")?,
-            negative_secs: seconds("gate_cache_negative_secs")?,
+            positive_secs: config::seconds("gate_cache_positive_secs")?,
+            negative_secs: config::seconds("gate_cache_negative_secs")?,
         };
         let reader = HttpChainReader::new(streamgate_core::config::chain_rpc_urls(&config::get(
             "chain_rpc_urls",
@@ -96,7 +80,7 @@ async fn playback(request: &ApiRequest, id: &str) -> Result<Response, ApiError> 
         gate::verdict(&outcomes)?;
     }
 
-    let expires = now + seconds("playback_token_secs")?;
+    let expires = now + config::seconds("playback_token_secs")?;
     let token = edge_token::sign(
         &EdgeToken {
             start: now,
