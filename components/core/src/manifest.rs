@@ -121,6 +121,15 @@ fn total(segments: &[Segment]) -> f64 {
     segments.iter().map(|s| s.duration).sum()
 }
 
+/// The video's length in seconds: its longest track's summed segment durations.
+pub fn duration_secs(renditions: &[Rendition], audio: &[AudioTrack]) -> f64 {
+    renditions
+        .iter()
+        .map(|r| total(&r.segments))
+        .chain(audio.iter().map(|a| total(&a.segments)))
+        .fold(0.0_f64, f64::max)
+}
+
 /// A representation's `SegmentList`: the timeline in milliseconds, then the segment URLs.
 fn segment_list(out: &mut String, init: &str, segments: &[Segment], links: &Links<'_>) {
     const TIMESCALE: f64 = 1000.0;
@@ -154,11 +163,7 @@ fn segment_list(out: &mut String, init: &str, segments: &[Segment], links: &Link
 /// representation per track; `SegmentList` + `SegmentTimeline` (segment durations differ at
 /// the end).
 pub fn dash_mpd(renditions: &[Rendition], audio: &[AudioTrack], links: &Links<'_>) -> String {
-    let duration = renditions
-        .iter()
-        .map(|r| total(&r.segments))
-        .chain(audio.iter().map(|a| total(&a.segments)))
-        .fold(0.0_f64, f64::max);
+    let duration = duration_secs(renditions, audio);
     let max_segment = renditions
         .iter()
         .flat_map(|r| &r.segments)
@@ -345,6 +350,15 @@ mod tests {
              #EXT-X-STREAM-INF:BANDWIDTH=2940000,AVERAGE-BANDWIDTH=2650000,RESOLUTION=1280x720,FRAME-RATE=30.000,CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"audio\"\n720p.m3u8?hdnts=T\n\
              #EXT-X-STREAM-INF:BANDWIDTH=940000,AVERAGE-BANDWIDTH=850000,RESOLUTION=640x360,FRAME-RATE=30.000,CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"audio\"\n360p.m3u8?hdnts=T\n"
         );
+    }
+
+    #[test]
+    fn the_duration_is_the_longest_tracks_sum() {
+        let video = video_only("360p", 360, 800_000); // 4 + 2
+        assert_eq!(duration_secs(std::slice::from_ref(&video), &[]), 6.0);
+        let with_audio = duration_secs(&[video], &[audio(&[4.011, 2.1])]);
+        assert!((with_audio - 6.111).abs() < 1e-9, "{with_audio}");
+        assert_eq!(duration_secs(&[], &[]), 0.0);
     }
 
     #[test]
