@@ -78,6 +78,10 @@ struct ServeArgs {
     /// `Cache-Control: private, max-age=<this>` on media files.
     #[arg(long, env = "STREAMGATE_MEDIA_MAX_AGE_SECS", default_value_t = 3600)]
     media_max_age_secs: u64,
+    /// Clock skew allowed between the app that signs playback tokens and this origin: a
+    /// `/media/…` token is accepted from its `st` minus this until its `exp` plus this.
+    #[arg(long, env = "STREAMGATE_TOKEN_LEEWAY_SECS", default_value_t = 30)]
+    token_leeway_secs: u64,
 }
 
 /// The ffmpeg the worker and `ladder` drive.
@@ -273,6 +277,7 @@ async fn run(cli: Cli) -> Result<()> {
                 events_url: a.common.events_url,
                 playback_keys: playback_keys()?,
                 media_max_age: a.media_max_age_secs,
+                token_leeway_secs: a.token_leeway_secs,
             };
             serve(config, async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;

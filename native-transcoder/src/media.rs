@@ -2,9 +2,11 @@
 //! `<media-dir>/media/<video>/<path>`, only with a valid playback token on each request (see
 //! docs/native-transcoder.md, "Media origin").
 //!
-//! - Token: `streamgate_core::edge_token::verify` under the raw bytes of `playback_secret` (and
-//!   `playback_secret_previous`), against the request's canonical path; the matching ACL entry
-//!   must end at a path-segment boundary (`/media/ab*` does not open `/media/abc/…`).
+//! - Token: `streamgate_core::edge_token::verify_with_leeway` under the raw bytes of
+//!   `playback_secret` (and `playback_secret_previous`), against the request's canonical path,
+//!   allowing the configured clock skew with the app that signed it (`--token-leeway-secs`); the
+//!   matching ACL entry must end at a path-segment boundary (`/media/ab*` does not open
+//!   `/media/abc/…`).
 //! - Paths: every segment is percent-decoded and must be a plain name (`[A-Za-z0-9._-]`, not
 //!   starting with `.`), so `..`, `%2e%2e`, `%2f`, backslashes, NUL, empty segments (`//`) and
 //!   hidden names are refused with 400 before the file system is touched; the file is then
@@ -43,6 +45,8 @@ pub struct Media {
     root: PathBuf,
     keys: Option<PlaybackKeys>,
     max_age: u64,
+    /// Clock skew allowed between the signer (the Spin app) and this machine, in seconds.
+    leeway_secs: i64,
 }
 
 type Reply = Result<Response<Body>, ApiError>;
@@ -226,12 +230,19 @@ impl hyper::body::Body for FileBody {
 
 impl Media {
     /// `media_dir` is the media root (`<media-dir>`); files come from `<media-dir>/media/`.
-    /// Without keys every media request is refused with 503.
-    pub fn new(media_dir: &Path, keys: Option<PlaybackKeys>, max_age: u64) -> Media {
+    /// Without keys every media request is refused with 503. Tokens are accepted from
+    /// `st - leeway_secs` until `exp + leeway_secs`.
+    pub fn new(
+        media_dir: &Path,
+        keys: Option<PlaybackKeys>,
+        max_age: u64,
+        leeway_secs: u64,
+    ) -> Media {
         Media {
             root: media_dir.join("media"),
             keys,
             max_age,
+            leeway_secs: i64::try_from(leeway_secs).unwrap_or(i64::MAX),
         }
     }
 
@@ -314,8 +325,14 @@ impl Media {
             .unwrap_or_default();
         let refuse = |code: &'static str, why: String| Err(ApiError::new(403, code, why));
         // The ACL's segment-boundary rule is edge_token's own (one video's token never opens
-        // another whose id it prefixes).
-        match edge_token::verify(&token, &keys.refs(), path, now_unix()) {
+        // another whose id it prefixes). The token was signed on another machine: allow skew.
+        match edge_token::verify_with_leeway(
+            &token,
+            &keys.refs(),
+            path,
+            now_unix(),
+            self.leeway_secs,
+        ) {
             Ok(_) => Ok(()),
             Err(e) => refuse(e.code(), format!("media refused: {e}")),
         }

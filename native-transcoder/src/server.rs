@@ -65,6 +65,8 @@ pub struct ServeConfig {
     pub playback_keys: Option<PlaybackKeys>,
     /// `Cache-Control: private, max-age=<this>` on media files.
     pub media_max_age: u64,
+    /// Clock skew allowed on `/media/…` tokens (seconds either side of their window).
+    pub token_leeway_secs: u64,
 }
 
 struct State {
@@ -144,6 +146,7 @@ pub async fn serve(
         &config.media_dir,
         config.playback_keys.clone(),
         config.media_max_age,
+        config.token_leeway_secs,
     );
     let state = Arc::new(State { uploads, media });
 

@@ -312,8 +312,8 @@ fn missing_tampered_expired_and_other_video_tokens_get_403() {
         "invalid_token",
     );
 
-    // Expired, and not yet valid.
-    let expired = token_for(VIDEO, PLAYBACK, now() - 600, now() - 1);
+    // Expired, and not yet valid (beyond the default 30 s clock-skew leeway).
+    let expired = token_for(VIDEO, PLAYBACK, now() - 600, now() - 31);
     assert_refused(
         &get(&origin, &format!("{path}?hdnts={expired}"), &[]),
         "token_expired",
@@ -363,6 +363,64 @@ fn missing_tampered_expired_and_other_video_tokens_get_403() {
 
     // The same token still works where it belongs.
     assert_eq!(get(&origin, &format!("{path}?hdnts={t}"), &[]).status, 200);
+}
+
+#[test]
+fn tokens_are_accepted_within_the_clock_skew_leeway_and_not_beyond() {
+    let dir = tempfile::tempdir().unwrap();
+    lay_out(dir.path());
+    let path = format!("/media/{VIDEO}/poster.jpg");
+    // Signed by an app whose clock is a little ahead of (or behind) the origin's.
+    let just_expired = token_for(VIDEO, PLAYBACK, now() - 300, now() - 5);
+    let about_to_start = token_for(VIDEO, PLAYBACK, now() + 5, now() + 300);
+    let long_expired = token_for(VIDEO, PLAYBACK, now() - 300, now() - 40);
+    let far_future = token_for(VIDEO, PLAYBACK, now() + 40, now() + 300);
+
+    // The default leeway: 30 s either side.
+    let origin = start(dir.path(), PLAYBACK, "");
+    for t in [&just_expired, &about_to_start] {
+        let r = get(&origin, &format!("{path}?hdnts={t}"), &[]);
+        assert_eq!(r.status, 200, "{t}: {r:?}");
+    }
+    assert_refused(
+        &get(&origin, &format!("{path}?hdnts={long_expired}"), &[]),
+        "token_expired",
+    );
+    assert_refused(
+        &get(&origin, &format!("{path}?hdnts={far_future}"), &[]),
+        "token_not_yet_valid",
+    );
+    drop(origin);
+
+    // Configured: none (the flag; the environment variable is the same setting).
+    let origin = Origin::start(
+        dir.path(),
+        "http://127.0.0.1:9/internal/v1/events",
+        &["--token-leeway-secs", "0"],
+        &[("STREAMGATE_PLAYBACK_SECRET", PLAYBACK)],
+    );
+    assert_refused(
+        &get(&origin, &format!("{path}?hdnts={just_expired}"), &[]),
+        "token_expired",
+    );
+    assert_refused(
+        &get(&origin, &format!("{path}?hdnts={about_to_start}"), &[]),
+        "token_not_yet_valid",
+    );
+    drop(origin);
+    let origin = Origin::start(
+        dir.path(),
+        "http://127.0.0.1:9/internal/v1/events",
+        &[],
+        &[
+            ("STREAMGATE_PLAYBACK_SECRET", PLAYBACK),
+            ("STREAMGATE_TOKEN_LEEWAY_SECS", "60"),
+        ],
+    );
+    for t in [&long_expired, &far_future] {
+        let r = get(&origin, &format!("{path}?hdnts={t}"), &[]);
+        assert_eq!(r.status, 200, "{t}: {r:?}");
+    }
 }
 
 #[test]

@@ -83,7 +83,22 @@ pub fn sign(token: &EdgeToken, key: &[u8]) -> String {
 
 /// Parses and checks a token for `path` at `now`: signature under any of `keys` (current,
 /// then previous), time window, and an ACL entry covering the path (`…*` is a prefix).
+/// For the machine that signed it (no clock skew); see [`verify_with_leeway`].
 pub fn verify(token: &str, keys: &[&[u8]], path: &str, now: i64) -> Result<EdgeToken, TokenError> {
+    verify_with_leeway(token, keys, path, now, 0)
+}
+
+/// [`verify`] on a machine whose clock may differ from the signer's by up to `leeway_secs`
+/// (the media origin, a CDN): the token is accepted from `st - leeway` until just before
+/// `exp + leeway`. A negative leeway counts as none.
+pub fn verify_with_leeway(
+    token: &str,
+    keys: &[&[u8]],
+    path: &str,
+    now: i64,
+    leeway_secs: i64,
+) -> Result<EdgeToken, TokenError> {
+    let leeway = leeway_secs.max(0);
     if token.is_empty() {
         return Err(TokenError::Missing);
     }
@@ -100,10 +115,10 @@ pub fn verify(token: &str, keys: &[&[u8]], path: &str, now: i64) -> Result<EdgeT
         return Err(TokenError::BadSignature);
     }
     let parsed = parse_fields(body)?;
-    if now < parsed.start {
+    if now < parsed.start.saturating_sub(leeway) {
         return Err(TokenError::NotYetValid);
     }
-    if now >= parsed.expires {
+    if now >= parsed.expires.saturating_add(leeway) {
         return Err(TokenError::Expired);
     }
     if !parsed.acl.iter().any(|pattern| covers(pattern, path)) {
@@ -232,6 +247,46 @@ mod tests {
         assert!(!covers("/uploads/ab*", "/uploads/abc"));
         assert!(covers("/media/v1/*", "/media/v1/seg.m4s"));
         assert!(!covers("/media/v1/*", "/media/v10/seg.m4s"));
+    }
+
+    #[test]
+    fn leeway_widens_the_window_by_the_skew_on_both_sides_and_nothing_else() {
+        let t = sign(&token(2000), KEY);
+        let at = |now, leeway| verify_with_leeway(&t, &[KEY], "/media/v1/a", now, leeway);
+        // [st - leeway, exp + leeway)
+        assert!(at(970, 30).is_ok());
+        assert_eq!(at(969, 30), Err(TokenError::NotYetValid));
+        assert!(at(2029, 30).is_ok());
+        assert_eq!(at(2030, 30), Err(TokenError::Expired));
+        // No leeway is `verify`; a negative one counts as none.
+        assert_eq!(at(2000, 0), verify(&t, &[KEY], "/media/v1/a", 2000));
+        assert_eq!(at(2000, -5), Err(TokenError::Expired));
+        assert_eq!(at(999, -5), Err(TokenError::NotYetValid));
+        // Leeway forgives clocks, not signatures or paths.
+        assert_eq!(
+            verify_with_leeway(
+                &t.replace("exp=2000", "exp=2001"),
+                &[KEY],
+                "/media/v1/a",
+                1500,
+                30
+            ),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verify_with_leeway(&t, &[KEY], "/media/v2/a", 1500, 30),
+            Err(TokenError::PathNotCovered)
+        );
+        // Extreme values do not overflow.
+        let far = sign(
+            &EdgeToken {
+                start: i64::MIN,
+                expires: i64::MAX,
+                ..token(0)
+            },
+            KEY,
+        );
+        assert!(verify_with_leeway(&far, &[KEY], "/media/v1/a", 0, i64::MAX).is_ok());
     }
 
     #[test]
