@@ -127,6 +127,49 @@ pub fn verify_with_leeway(
     Ok(parsed)
 }
 
+/// How long an admitted viewer may keep watching: the whole session at most
+/// (`playback_session_max_secs`, counted from the admission), and within it the video's length
+/// plus time for pauses (`playback_pause_allowance_secs`), counted from the last playlist read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewingPolicy {
+    pub session_max_secs: i64,
+    pub pause_allowance_secs: i64,
+}
+
+/// The token stamped on the URIs of a playlist served for `presented` (already verified) at
+/// `now`, for a video `duration_secs` long: the same `st`, `acl` and `data`, and
+/// `exp = min(st + session max, now + duration + pause allowance)`, never earlier than the
+/// presented token's own `exp`.
+///
+/// `st` is carried over, so however often a viewing token is presented again it never opens
+/// anything past `st + session max`; the entry token (the playback API's, short-lived) is what
+/// admits, and it expires on its own schedule.
+pub fn viewing_token(
+    presented: &EdgeToken,
+    now: i64,
+    duration_secs: f64,
+    policy: ViewingPolicy,
+) -> EdgeToken {
+    // A float to whole seconds, rounded up; NaN and negatives count as nothing.
+    let duration = if duration_secs > 0.0 {
+        duration_secs.ceil() as i64
+    } else {
+        0
+    };
+    let session_end = presented
+        .start
+        .saturating_add(policy.session_max_secs.max(0));
+    let watch_end = now
+        .saturating_add(duration)
+        .saturating_add(policy.pause_allowance_secs.max(0));
+    EdgeToken {
+        start: presented.start,
+        expires: session_end.min(watch_end).max(presented.expires),
+        acl: presented.acl.clone(),
+        data: presented.data.clone(),
+    }
+}
+
 fn parse_fields(body: &str) -> Result<EdgeToken, TokenError> {
     let (mut start, mut expires, mut acl, mut data) = (None, None, None, None);
     for field in body.split('~') {
@@ -287,6 +330,111 @@ mod tests {
             KEY,
         );
         assert!(verify_with_leeway(&far, &[KEY], "/media/v1/a", 0, i64::MAX).is_ok());
+    }
+
+    const POLICY: ViewingPolicy = ViewingPolicy {
+        session_max_secs: 4 * 3600,
+        pause_allowance_secs: 1800,
+    };
+
+    /// An entry token as the playback API issues it: admitted at 1000, 300 s to start.
+    fn entry() -> EdgeToken {
+        EdgeToken {
+            data: Some("0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into()),
+            ..token(1300)
+        }
+    }
+
+    #[test]
+    fn a_viewing_token_lasts_the_video_plus_pauses_and_carries_st_acl_and_data() {
+        // A 1 h 30 min 0.2 s film, its first playlist read at 1002.
+        let v = viewing_token(&entry(), 1002, 5400.2, POLICY);
+        assert_eq!(v.start, 1000, "st is the admission, carried over");
+        assert_eq!(v.expires, 1002 + 5401 + 1800);
+        assert_eq!(v.acl, entry().acl);
+        assert_eq!(v.data, entry().data);
+        // It verifies where the entry token did, for as long as it says.
+        let signed = sign(&v, KEY);
+        assert_eq!(
+            verify(
+                &signed,
+                &[KEY],
+                "/media/v1/720p/seg_01000.m4s",
+                v.expires - 1
+            ),
+            Ok(v.clone())
+        );
+        assert_eq!(
+            verify(&signed, &[KEY], "/media/v1/a", v.expires),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn a_viewing_token_is_capped_by_the_session_and_never_shorter_than_the_presented_one() {
+        // A 5-hour video: the session limit wins.
+        let v = viewing_token(&entry(), 1010, 5.0 * 3600.0, POLICY);
+        assert_eq!(v.expires, 1000 + 4 * 3600);
+        // A 10 s clip and no pause allowance: still at least the presented token's expiry.
+        let short = ViewingPolicy {
+            session_max_secs: 3600,
+            pause_allowance_secs: 0,
+        };
+        assert_eq!(viewing_token(&entry(), 1001, 10.0, short).expires, 1300);
+        // A session limit shorter than the entry token does not cut the entry token short.
+        let tiny = ViewingPolicy {
+            session_max_secs: 60,
+            pause_allowance_secs: 1800,
+        };
+        assert_eq!(viewing_token(&entry(), 1001, 10.0, tiny).expires, 1300);
+        // Odd durations count as nothing; negative settings as zero.
+        for odd in [f64::NAN, -5.0, 0.0] {
+            assert_eq!(
+                viewing_token(&entry(), 1001, odd, POLICY).expires,
+                1001 + 1800
+            );
+        }
+        let negative = ViewingPolicy {
+            session_max_secs: -1,
+            pause_allowance_secs: -1,
+        };
+        assert_eq!(viewing_token(&entry(), 1001, 10.0, negative).expires, 1300);
+        // Extreme values saturate instead of wrapping.
+        let huge = ViewingPolicy {
+            session_max_secs: i64::MAX,
+            pause_allowance_secs: i64::MAX,
+        };
+        assert_eq!(
+            viewing_token(&entry(), 1001, f64::MAX, huge).expires,
+            i64::MAX
+        );
+    }
+
+    #[test]
+    fn presenting_a_viewing_token_again_never_extends_past_the_session_limit() {
+        // A viewer (or whoever holds a leaked URL) re-reads the playlist over and over: each
+        // answer may reach further, but never past st + session max.
+        let mut presented = entry();
+        let mut now = 1001;
+        for _ in 0..100 {
+            let next = viewing_token(&presented, now, 7200.0, POLICY);
+            assert_eq!(next.start, 1000);
+            assert!(next.expires >= presented.expires, "never shorter");
+            assert!(next.expires <= 1000 + POLICY.session_max_secs);
+            presented = next;
+            now += 600;
+        }
+        assert_eq!(presented.expires, 1000 + POLICY.session_max_secs);
+        // Past the limit the last token no longer verifies, so there is nothing to renew.
+        assert_eq!(
+            verify(
+                &sign(&presented, KEY),
+                &[KEY],
+                "/stream/v1/master.m3u8",
+                1000 + POLICY.session_max_secs
+            ),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! `GET /stream/{id}/master.m3u8`, `/stream/{id}/{rendition}.m3u8`, `/stream/{id}/manifest.mpd`:
-//! playlists rendered from the video's stored renditions, each URI carrying the same signed
-//! token (`hdnts`), which is checked here first: missing, tampered, expired or another video's
-//! token is 403; an unknown video 404; a video not ready 409.
+//! playlists rendered from the video's stored renditions. The signed token (`hdnts`) is checked
+//! here first: missing, tampered, expired or another video's token is 403; an unknown video 404;
+//! a video not ready 409. Every URI rendered carries a viewing token: the presented one renewed
+//! for the video's length plus a pause allowance, within the session limit counted from the
+//! admission (`edge_token::viewing_token`, docs/playback.md).
 
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 use streamgate_core::api_error::ApiError;
-use streamgate_core::edge_token;
+use streamgate_core::edge_token::{self, ViewingPolicy};
 use streamgate_core::manifest::{self, Links};
 use streamgate_spin::playback_keys::PlaybackKeys;
 use streamgate_spin::request::ApiRequest;
@@ -51,13 +53,22 @@ fn serve(request: &ApiRequest) -> Result<Response, ApiError> {
     let ["stream", id, file] = segments.as_slice() else {
         return Err(ApiError::not_found("no such stream resource"));
     };
-    let token = token(&request.query);
-    let token = token.as_str();
+    let presented = token(&request.query);
     let keys = PlaybackKeys::load()?;
-    edge_token::verify(token, &keys.all(), &request.path, now())
+    let now = now();
+    // Same host (and clock) as the playback API that signed it: no leeway.
+    let presented = edge_token::verify(&presented, &keys.all(), &request.path, now)
         .map_err(|e| ApiError::new(403, e.code(), e.to_string()))?;
+    let policy = ViewingPolicy {
+        session_max_secs: config::seconds("playback_session_max_secs")?,
+        pause_allowance_secs: config::seconds("playback_pause_allowance_secs")?,
+    };
 
     let (renditions, audio) = video_schema::ready_tracks(id)?;
+    let duration = manifest::duration_secs(&renditions, &audio);
+    let viewing = edge_token::viewing_token(&presented, now, duration, policy);
+    let token = edge_token::sign(&viewing, &keys.current);
+    let token = token.as_str();
     let media_base = config::get("media_base_url")?;
     let links = Links {
         video_id: id,
@@ -98,7 +109,8 @@ fn serve(request: &ApiRequest) -> Result<Response, ApiError> {
         Response::builder()
             .status(200)
             .header("content-type", content_type)
-            // The URL carries a viewer's token: caches may keep it only for that URL, briefly.
+            // The URIs carry a viewer's token, renewed on each read: caches may keep the
+            // playlist only for that viewer, briefly.
             .header("cache-control", "private, max-age=60")
             .body(body)
             .build(),

@@ -193,3 +193,120 @@ fn an_older_database_is_migrated_by_the_first_manifest_request_and_both_audio_la
         (409, "not_ready".into())
     );
 }
+
+/// The `hdnts` value of every URI in a playlist (HLS lines and `#EXT-X-MAP`/`#EXT-X-MEDIA`
+/// attributes, DASH attributes), XML-unescaped.
+fn stamped_tokens(body: &str) -> Vec<String> {
+    body.split("hdnts=")
+        .skip(1)
+        .map(|rest| {
+            rest.split(['"', '\n'])
+                .next()
+                .unwrap()
+                .replace("&amp;", "&")
+        })
+        .collect()
+}
+
+#[test]
+fn playlists_stamp_a_viewing_token_for_the_video_plus_pauses_within_the_session() {
+    let state = tempfile::tempdir().unwrap();
+    let db_path = state.path().join("sqlite_db.db");
+    lay_down_version_1(&db_path, "long01"); // one track, 4 s + 1.5 s: 6 s rounded up
+    let config = HostConfig::new("spin.toml", state.path())
+        .var("session_secret", "manifest-test-session-secret-0123456789")
+        .var("events_secret", "manifest-test-events-secret-0123456789")
+        .var("playback_secret", PLAYBACK_SECRET)
+        .var("media_base_url", "http://cdn.test")
+        .var("playback_session_max_secs", "3600")
+        .var("playback_pause_allowance_secs", "600");
+    let host = config.start();
+    let key = PLAYBACK_SECRET.as_bytes();
+    let acl = vec![
+        "/stream/long01/*".to_string(),
+        "/media/long01/*".to_string(),
+    ];
+    let viewer = Some(OWNER.to_string());
+    let present = |start: i64, expires: i64| {
+        let t = EdgeToken {
+            start,
+            expires,
+            acl: acl.clone(),
+            data: viewer.clone(),
+        };
+        edge_token::sign(&t, key)
+    };
+    // Every URI of a playlist carries one viewing token: the presented st, acl and data, and
+    // its own exp. Returns it, and the time just after the answer (the clock may tick meanwhile).
+    let served = |path: &str, token: &str, start: i64| -> (EdgeToken, i64) {
+        let reply = host.get(&format!("{path}?hdnts={token}"));
+        let after = now();
+        assert_eq!(reply.status, 200, "{path}: {}\n{}", reply.body, host.log());
+        let stamped = stamped_tokens(&reply.body);
+        assert!(!stamped.is_empty(), "{}", reply.body);
+        assert!(
+            stamped.iter().all(|t| *t == stamped[0]),
+            "one token: {}",
+            reply.body
+        );
+        let v = edge_token::verify(
+            &stamped[0],
+            &[key],
+            "/media/long01/360p/seg_00001.m4s",
+            now(),
+        )
+        .unwrap_or_else(|e| panic!("{e}: {}", stamped[0]));
+        assert_eq!((v.start, &v.acl, &v.data), (start, &acl, &viewer));
+        (v, after)
+    };
+
+    // An entry token as the playback API issues it (admitted 2 s ago, 300 s to start): the
+    // viewing token lasts the video (6 s) plus the pause allowance (600 s) from now.
+    for path in [
+        "/stream/long01/master.m3u8",
+        "/stream/long01/360p.m3u8",
+        "/stream/long01/manifest.mpd",
+    ] {
+        let (before, st) = (now(), now() - 2);
+        let (v, after) = served(path, &present(st, st + 300), st);
+        assert!(
+            (before + 606..=after + 606).contains(&v.expires),
+            "{path}: exp {} is not now + 606",
+            v.expires
+        );
+    }
+
+    // Near the end of the session, re-presenting a viewing token renews it only up to
+    // st + playback_session_max_secs.
+    let st = now() - 3300;
+    let (renewed, _) = served("/stream/long01/360p.m3u8", &present(st, now() + 60), st);
+    assert_eq!(renewed.expires, st + 3600);
+    let again = edge_token::sign(&renewed, key);
+    let (v, _) = served("/stream/long01/master.m3u8", &again, st);
+    assert_eq!(v.expires, st + 3600);
+
+    // Never shorter than the token presented.
+    let st = now() - 2;
+    let (v, _) = served("/stream/long01/360p.m3u8", &present(st, st + 5000), st);
+    assert_eq!(v.expires, st + 5000);
+    drop(host);
+
+    // A setting that is not a number of seconds is the operator's error, named.
+    let host = config
+        .var("playback_pause_allowance_secs", "half an hour")
+        .start();
+    let reply = host.get(&format!(
+        "/stream/long01/master.m3u8?hdnts={}",
+        present(now() - 2, now() + 300)
+    ));
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.json()["code"], "server_misconfigured");
+    assert!(
+        reply.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("playback_pause_allowance_secs"),
+        "{}",
+        reply.body
+    );
+}
