@@ -9,135 +9,35 @@
 // their default settings.
 
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import http from 'node:http';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
-import { NODE_DIR, freePort, tempDir } from './lib/fixtures.js';
+import { assertBrowserAvailable, launchChromium, recordTraffic, startPageServer, videoState } from './lib/browser.js';
 import { playback, startPlaybackStack, uploadReadyVideo } from './lib/playback.js';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const PLAY_TIMEOUT_MS = 20_000;
-
-const LIBS = {
-  '/hls.js': path.join(NODE_DIR, 'node_modules/hls.js/dist/hls.min.js'),
-  '/dash.js': path.join(NODE_DIR, 'node_modules/dashjs/dist/modern/umd/dash.all.min.js'),
-};
-
-// The page: one muted <video>, both libraries, and two entry points that record what the
-// players report (window.sg) instead of throwing, so the test can show it on failure.
-const PAGE = `<!doctype html>
-<html><head><meta charset="utf-8"><title>StreamGate playback</title>
-<script src="/hls.js"></script>
-<script src="/dash.js"></script>
-</head><body>
-<video id="v" muted playsinline width="640" height="360"></video>
-<script>
-  window.sg = { errors: [], fatal: null, events: [] };
-  const video = document.getElementById('v');
-  video.muted = true;
-  for (const ev of ['loadedmetadata', 'canplay', 'playing', 'waiting', 'ended']) {
-    video.addEventListener(ev, () => window.sg.events.push(ev + '@' + video.currentTime.toFixed(2)));
-  }
-  video.addEventListener('error', () => {
-    const e = video.error;
-    window.sg.fatal = 'video element error ' + (e && e.code) + ': ' + (e && e.message);
-  });
-  window.startHls = (url) => {
-    const hls = new Hls({ enableWorker: true });
-    hls.on(Hls.Events.ERROR, (_, d) => {
-      const msg = d.type + '/' + d.details + (d.fatal ? ' (fatal)' : '') +
-        (d.response ? ' status ' + d.response.code : '') + (d.url ? ' ' + d.url : '') +
-        (d.error ? ' ' + d.error.message : '') + (d.reason ? ' ' + d.reason : '');
-      window.sg.errors.push(msg);
-      if (d.fatal) window.sg.fatal = msg;
-    });
-    hls.on(Hls.Events.MANIFEST_PARSED, (_, d) => window.sg.events.push('manifest:' + d.levels.length + ' levels'));
-    hls.loadSource(url);
-    hls.attachMedia(video);
-    video.play().catch((e) => window.sg.errors.push('play(): ' + e.message));
-    window.player = hls;
-  };
-  window.startDash = (url, streaming) => {
-    const player = dashjs.MediaPlayer().create();
-    player.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_WARNING }, streaming: streaming || {} });
-    player.on(dashjs.MediaPlayer.events.ERROR, (e) => {
-      const err = e.error || {};
-      const msg = 'dash.js error ' + err.code + ': ' + err.message +
-        (err.data ? ' ' + JSON.stringify(err.data).slice(0, 300) : '');
-      window.sg.errors.push(msg);
-      window.sg.fatal = msg; // dash.js only sends ERROR for what stops playback
-    });
-    player.on(dashjs.MediaPlayer.events.PLAYBACK_ERROR, (e) => {
-      const msg = 'dash.js playback error: ' + JSON.stringify(e.error || e).slice(0, 300);
-      window.sg.errors.push(msg);
-      window.sg.fatal = msg;
-    });
-    player.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, () => window.sg.events.push('stream initialized'));
-    player.initialize(video, url, true);
-    window.player = player;
-  };
-</script>
-</body></html>`;
 
 let stack;
 let video;
 let urls; // A's playback answer
-let server;
+let pages;
 let pageBase;
 let context;
 
 before(async () => {
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} (Debian's chromium; scripts/lib.sh installs it)`);
-  for (const file of Object.values(LIBS)) assert.ok(fs.existsSync(file), `${file} (npm ci)`);
-
+  assertBrowserAvailable();
   stack = await startPlaybackStack();
   video = await uploadReadyVideo(stack);
   const res = await playback(stack, video.id, stack.holder);
   assert.equal(res.status, 200, `A's playback: ${res.status} ${res.text}`);
   urls = res.json;
-
-  server = http.createServer((req, res) => {
-    const file = LIBS[req.url];
-    if (file) {
-      res.writeHead(200, { 'content-type': 'text/javascript' });
-      fs.createReadStream(file).pipe(res);
-    } else if (req.url === '/') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      res.end(PAGE);
-    } else if (req.url === '/favicon.ico') {
-      res.writeHead(204).end();
-    } else {
-      res.writeHead(404).end();
-    }
-  });
-  const port = await freePort();
-  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
-  pageBase = `http://127.0.0.1:${port}/`;
-
-  context = await chromium.launchPersistentContext(tempDir('chromium-profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required',
-    ],
-  });
+  pages = await startPageServer();
+  pageBase = pages.base;
+  context = await launchChromium();
 });
 
 after(async () => {
   await context?.close().catch(() => {});
-  await new Promise((resolve) => (server ? server.close(resolve) : resolve()));
+  await pages?.close();
   await stack?.stop();
 });
 
@@ -148,14 +48,7 @@ after(async () => {
  */
 async function playInBrowser(start, url, options) {
   const page = await context.newPage();
-  const responses = [];
-  const consoleLines = [];
-  page.on('response', (r) => {
-    if (!r.url().startsWith(pageBase)) responses.push({ url: r.url(), status: r.status() });
-  });
-  page.on('requestfailed', (r) => responses.push({ url: r.url(), status: `failed: ${r.failure()?.errorText}` }));
-  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+  const { responses, consoleLines } = recordTraffic(page, pageBase);
   try {
     await page.goto(pageBase);
     const support = await page.evaluate(() => ({
@@ -174,21 +67,7 @@ async function playInBrowser(start, url, options) {
     } catch {
       timedOut = true;
     }
-    const state = await page.evaluate(() => {
-      const v = document.getElementById('v');
-      return {
-        currentTime: v.currentTime,
-        paused: v.paused,
-        muted: v.muted,
-        readyState: v.readyState,
-        videoWidth: v.videoWidth,
-        videoHeight: v.videoHeight,
-        // Chromium's counters of bytes its decoders took: audio really played, not just video.
-        audioDecodedBytes: v.webkitAudioDecodedByteCount,
-        videoDecodedBytes: v.webkitVideoDecodedByteCount,
-        ...window.sg,
-      };
-    });
+    const state = await videoState(page);
     const report = () =>
       JSON.stringify({ support, timedOut, elapsedMs: Date.now() - started, state }, null, 1) +
       `\nresponses:\n${responses.map((r) => `  ${r.status} ${r.url}`).join('\n')}` +
