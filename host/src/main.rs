@@ -6,6 +6,7 @@ mod app;
 mod bindings;
 mod compile_cache;
 mod engine;
+mod errors;
 mod key_value;
 mod outbound_http;
 mod redis;

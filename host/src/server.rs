@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -21,6 +20,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
 use crate::app::App;
+use crate::errors;
 use crate::state::RequestState;
 
 /// How long shutdown waits for in-flight requests before giving up on them.
@@ -80,29 +80,27 @@ pub async fn serve(
     Ok(())
 }
 
-fn plain(status: http::StatusCode, body: &'static str) -> hyper::Response<HyperOutgoingBody> {
-    let mut response = hyper::Response::new(
-        Full::new(Bytes::from_static(body.as_bytes()))
-            .map_err(|never: Infallible| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = status;
-    response
-}
-
 /// Spin answers these itself, before routing, whatever the app's routes are.
 fn well_known(path: &str) -> Option<hyper::Response<HyperOutgoingBody>> {
     match path.strip_prefix(streamgate_spin_app::routing::WELL_KNOWN_PREFIX)? {
-        "health" => Some(plain(http::StatusCode::OK, "OK")),
-        "info" => Some(plain(
+        "health" => Some(errors::with_body(
             http::StatusCode::OK,
-            concat!(
-                r#"{"version":""#,
-                env!("CARGO_PKG_VERSION"),
-                r#"","host":"streamgate-host"}"#
+            "text/plain",
+            Bytes::from_static(b"OK"),
+        )),
+        "info" => Some(errors::with_body(
+            http::StatusCode::OK,
+            "application/json",
+            Bytes::from_static(
+                concat!(
+                    r#"{"version":""#,
+                    env!("CARGO_PKG_VERSION"),
+                    r#"","host":"streamgate-host"}"#
+                )
+                .as_bytes(),
             ),
         )),
-        _ => Some(plain(http::StatusCode::NOT_FOUND, "Not Found")),
+        _ => Some(errors::not_found()),
     }
 }
 
@@ -136,10 +134,10 @@ impl Server {
             return (None, response);
         }
         let Some(route) = self.app.router.route(req.uri().path()) else {
-            return (None, plain(http::StatusCode::NOT_FOUND, "Not Found"));
+            return (None, errors::not_found());
         };
         let Some(component) = self.app.components.get(&route.component_id) else {
-            return (None, plain(http::StatusCode::NOT_FOUND, "Not Found"));
+            return (None, errors::not_found());
         };
         let id = component.context.id.as_str();
 
@@ -187,7 +185,7 @@ impl Server {
                 tracing::warn!(component = id, "bad request: {e:#}");
                 return (
                     Some(id),
-                    plain(http::StatusCode::BAD_REQUEST, "Bad Request"),
+                    errors::bad_request("The request could not be read."),
                 );
             }
         };
@@ -212,38 +210,37 @@ impl Server {
         };
         if finished.is_none() {
             let component = id.to_string();
+            let route = route.raw_component_route.clone();
             tokio::spawn(async move {
                 if let Err(e) = guest.await {
                     // A trap now can only cut the body short, but it must not go unlogged.
-                    tracing::error!(component, "component trapped after responding: {e:?}");
+                    tracing::error!(
+                        "component `{component}` (route {route}) trapped after responding: {e:?}"
+                    );
                 }
             });
         } else {
             drop(guest);
         }
 
-        let internal_error = || {
-            plain(
-                http::StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal Server Error",
-            )
-        };
+        let route = route.raw_component_route.as_str();
         match (answer, finished) {
             (Ok(Ok(response)), _) => (Some(id), crate::response_body::coalesce(response).await),
             (Ok(Err(code)), _) => {
-                tracing::error!(component = id, "component answered with an error: {code:?}");
-                (Some(id), internal_error())
+                tracing::error!(
+                    "component `{id}` (route {route}) answered with an error: {code:?}"
+                );
+                (Some(id), errors::internal_error())
             }
             (Err(_), Some(Err(e))) => {
-                tracing::error!(component = id, "component trapped: {e:?}");
-                (Some(id), internal_error())
+                tracing::error!("component `{id}` (route {route}) trapped: {e:?}");
+                (Some(id), errors::internal_error())
             }
             (Err(_), _) => {
                 tracing::error!(
-                    component = id,
-                    "component returned without sending a response"
+                    "component `{id}` (route {route}) returned without sending a response"
                 );
-                (Some(id), internal_error())
+                (Some(id), errors::internal_error())
             }
         }
     }

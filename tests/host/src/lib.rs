@@ -148,6 +148,28 @@ pub struct Reply {
     pub body: String,
 }
 
+/// A reply with its headers, for tests of what the host answers itself.
+pub struct HeadedReply {
+    pub status: u16,
+    /// Every header, names lower-case.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HeadedReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
 impl Reply {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body)
@@ -167,6 +189,15 @@ impl Host {
     }
 
     pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
+        let reply = self.request_headed(method, path, body);
+        Reply {
+            status: reply.status,
+            body: reply.body,
+        }
+    }
+
+    /// A request whose reply keeps its headers.
+    pub fn request_headed(&self, method: &str, path: &str, body: Option<&Value>) -> HeadedReply {
         let request = agent().request(method, &self.url(path));
         let result = match body {
             Some(body) => request.send_string(&body.to_string()),
@@ -178,12 +209,28 @@ impl Host {
             Err(e) => panic!("{method} {path}: {e}"),
         };
         let status = response.status();
+        let headers = response
+            .headers_names()
+            .into_iter()
+            .filter_map(|name| {
+                let value = response.header(&name)?.to_string();
+                Some((name.to_ascii_lowercase(), value))
+            })
+            .collect();
         let body = response.into_string().expect("response body");
-        Reply { status, body }
+        HeadedReply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub fn get(&self, path: &str) -> Reply {
         self.request("GET", path, None)
+    }
+
+    pub fn get_headed(&self, path: &str) -> HeadedReply {
+        self.request_headed("GET", path, None)
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Reply {

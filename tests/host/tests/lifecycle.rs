@@ -9,11 +9,22 @@ fn a_trapping_component_fails_only_its_own_request() {
     let state = tempfile::tempdir().unwrap();
     let host = probe_app(state.path()).start();
     for _ in 0..3 {
-        assert_eq!(host.get("/?op=trap").status, 500);
+        let trapped = host.get_headed("/?op=trap");
+        assert_eq!(trapped.status, 500);
+        assert_eq!(
+            trapped.header("content-type").unwrap_or_default(),
+            "application/json"
+        );
+        assert_eq!(trapped.json()["code"], "internal_error", "{}", trapped.body);
         let next = host.get("/exact");
         assert_eq!(next.status, 200, "the host still serves after a trap");
     }
-    assert!(host.logs_eventually("component trapped"), "{}", host.log());
+    // The log names the component and the route (as the manifest writes it).
+    assert!(
+        host.logs_eventually("component `probe` (route /...) trapped"),
+        "{}",
+        host.log()
+    );
 }
 
 #[test]

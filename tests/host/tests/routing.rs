@@ -76,8 +76,22 @@ fn unknown_route_is_404_and_health_answers_from_wasm() {
     let ready = host.get("/ready");
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert_eq!(ready.json()["status"], "ready");
-    for path in ["/nope", "/healthz", "/health/extra", "/api/v1/unknown"] {
-        assert_eq!(host.get(path).status, 404, "{path}");
+    for path in [
+        "/nope",
+        "/healthz",
+        "/health/extra",
+        "/api/v1/unknown",
+        "/.well-known/spin/nope",
+    ] {
+        let reply = host.get_headed(path);
+        assert_eq!(reply.status, 404, "{path}");
+        assert_eq!(
+            reply.header("content-type").unwrap_or_default(),
+            "application/json",
+            "{path}"
+        );
+        assert_eq!(reply.json()["code"], "not_found", "{path}: {}", reply.body);
+        assert!(reply.json()["error"].is_string(), "{path}: {}", reply.body);
     }
     assert_eq!(host.get("/.well-known/spin/health").status, 200);
 }
