@@ -197,12 +197,13 @@ async function spawnNative(args, { secret, playbackSecret, logPath, readyPrefix,
 /**
  * `native-transcoder serve` on `port` (the one the app's media_base_url names), its media root
  * `mediaDir`, sending events to `eventsUrl`; `playbackSecret` (the app's playback_secret) lets
- * it check signed media URLs. Returns `{ base, port, stop(), log() }`.
+ * it check signed media URLs; `extraArgs` go on its command line. Returns
+ * `{ base, port, stop(), log() }`.
  */
-export async function startOrigin({ port, mediaDir, eventsUrl, secret, playbackSecret, logDir }) {
+export async function startOrigin({ port, mediaDir, eventsUrl, secret, playbackSecret, logDir, extraArgs = [] }) {
   const logPath = path.join(logDir, `origin-${port}.log`);
   const { child, line, log } = await spawnNative(
-    ['serve', '--listen', `127.0.0.1:${port}`, '--media-dir', mediaDir, '--events-url', eventsUrl],
+    ['serve', '--listen', `127.0.0.1:${port}`, '--media-dir', mediaDir, '--events-url', eventsUrl, ...extraArgs],
     { secret, playbackSecret, logPath, readyPrefix: 'native-transcoder origin listening on http://' },
   );
   const base = line.slice(line.indexOf('http://')).trim();
@@ -276,9 +277,10 @@ export async function startWorker({
  * Everything the creator flow needs, each part real and on its own free port: anvil, Redis,
  * the host (metadata + auth components) configured for them, the origin and one worker, all
  * sharing one events secret; the origin checks media tokens under the host's playback_secret.
- * `hostVars` adds or overrides the host's Spin variables. `stop()` stops them all.
+ * `hostVars` adds or overrides the host's Spin variables, `originArgs` go on the origin's
+ * command line. `stop()` stops them all.
  */
-export async function startPipeline({ workerOptions = {}, hostVars = {} } = {}) {
+export async function startPipeline({ workerOptions = {}, hostVars = {}, originArgs = [] } = {}) {
   const parts = [];
   const stopAll = async () => {
     for (const p of parts.reverse()) await p.stop().catch(() => {});
@@ -315,6 +317,7 @@ export async function startPipeline({ workerOptions = {}, hostVars = {} } = {}) 
       secret: eventsSecret,
       playbackSecret: host.vars.playback_secret,
       logDir,
+      extraArgs: originArgs,
     });
     parts.push(origin);
 

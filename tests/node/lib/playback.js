@@ -19,10 +19,12 @@ import { compile } from './wallet.js';
 /**
  * The pipeline, an ERC-721 deployed on its chain, and three signed-in wallets: `creator`,
  * `holder` (viewer A, given token 1) and `stranger` (viewer B, no token). Each wallet is
- * `{ name, key, address, sign, token }`. `hostVars` adds Spin variables.
+ * `{ name, key, address, sign, token }`. `hostVars` adds Spin variables (`SPIN_VARIABLE_*`),
+ * `originArgs` flags of `native-transcoder serve` (e.g. `--token-leeway-secs`).
  */
-export async function startPlaybackStack({ hostVars = {} } = {}) {
+export async function startPlaybackStack({ hostVars = {}, originArgs = [] } = {}) {
   const stack = await startPipeline({
+    originArgs,
     hostVars: (where) => ({
       stream_base_url: `http://${where.domain}`,
       ...(typeof hostVars === 'function' ? hostVars(where) : hostVars),
