@@ -87,13 +87,22 @@ fn fields_of(entry: &StreamId) -> HashMap<String, String> {
 
 impl Worker {
     pub async fn connect(cfg: WorkConfig) -> Result<Worker> {
-        let client = redis::Client::open(cfg.redis_url.as_str())
-            .with_context(|| format!("bad Redis URL {:?}", cfg.redis_url))?;
+        let client = redis::Client::open(cfg.redis_url.as_str()).with_context(|| {
+            format!(
+                "bad Redis URL {:?}",
+                crate::redis_auth::redacted(&cfg.redis_url)
+            )
+        })?;
         let connect = || async {
             client
                 .get_multiplexed_async_connection()
                 .await
-                .with_context(|| format!("cannot connect to Redis at {}", cfg.redis_url))
+                .with_context(|| {
+                    format!(
+                        "cannot connect to Redis at {}",
+                        crate::redis_auth::redacted(&cfg.redis_url)
+                    )
+                })
         };
         let mut conn = connect().await?;
         let blocking = connect().await?;
