@@ -86,18 +86,72 @@ sg_build() {
     (cd "$SG_ROOT" && cargo build --locked --release)
 }
 
-# Starts a private redis-server on $1 with its data in $2, unless one already answers there.
+# The private Redis's users (infra/redis/users.acl.template): default off, one for operators and
+# the liveness check, one for the app (XADD on the job stream), one for the workers. Their
+# passwords come from sg_secrets.
+SG_REDIS_ADMIN_USER=streamgate-admin
+SG_REDIS_APP_USER=streamgate-app
+SG_REDIS_WORKER_USER=streamgate-worker
+
+# Renders the ACL template into $1 (mode 600) with the SHA-256 of each password: the file holds no
+# password, and none passes through a command line (printf is a builtin).
+sg_redis_acl() {
+    local out="$1" admin app worker
+    : "${STREAMGATE_REDIS_ADMIN_PASSWORD:?call sg_secrets first}" "${STREAMGATE_REDIS_APP_PASSWORD:?}" \
+        "${STREAMGATE_REDIS_WORKER_PASSWORD:?}"
+    admin="$(printf %s "$STREAMGATE_REDIS_ADMIN_PASSWORD" | sha256sum | cut -d' ' -f1)"
+    app="$(printf %s "$STREAMGATE_REDIS_APP_PASSWORD" | sha256sum | cut -d' ' -f1)"
+    worker="$(printf %s "$STREAMGATE_REDIS_WORKER_PASSWORD" | sha256sum | cut -d' ' -f1)"
+    (
+        umask 077
+        sed -e '/^#/d' -e '/^[[:space:]]*$/d' \
+            -e "s/@ADMIN_PASSWORD_SHA256@/$admin/" -e "s/@APP_PASSWORD_SHA256@/$app/" \
+            -e "s/@WORKER_PASSWORD_SHA256@/$worker/" \
+            "$SG_ROOT/infra/redis/users.acl.template" > "$out.tmp"
+        chmod 600 "$out.tmp"
+        mv -f "$out.tmp" "$out"
+    )
+}
+
+# redis-cli on 127.0.0.1:$1 as the admin user; the password goes through the environment
+# (REDISCLI_AUTH), not argv.
+sg_redis_cli() {
+    local port="$1"
+    shift
+    REDISCLI_AUTH="$STREAMGATE_REDIS_ADMIN_PASSWORD" redis-cli --user "$SG_REDIS_ADMIN_USER" \
+        -h 127.0.0.1 -p "$port" "$@"
+}
+
+# `redis://<user>:<password>@127.0.0.1:<port>` of the private Redis, for user $1 (app|worker).
+sg_redis_url() {
+    case "$1" in
+        app) printf 'redis://%s:%s@127.0.0.1:%s' "$SG_REDIS_APP_USER" "$STREAMGATE_REDIS_APP_PASSWORD" "$2" ;;
+        worker) printf 'redis://%s:%s@127.0.0.1:%s' "$SG_REDIS_WORKER_USER" "$STREAMGATE_REDIS_WORKER_PASSWORD" "$2" ;;
+    esac
+}
+
+# Starts a private redis-server on 127.0.0.1:$1 with its data in $2 and the users of
+# infra/redis/users.acl.template (passwords from sg_secrets), unless ours already answers there.
 sg_redis_start() {
-    local port="$1" dir="$2"
-    if redis-cli -p "$port" ping >/dev/null 2>&1; then
-        return 0
-    fi
+    local port="$1" dir="$2" answer
+    answer="$(sg_redis_cli "$port" ping 2>&1)" || answer=""
+    case "$answer" in
+        PONG) return 0 ;;
+        "") ;;
+        *)
+            echo "something answers on 127.0.0.1:$port but does not accept this state directory's Redis users" \
+                "(a Redis without passwords, e.g. one an older scripts/up left running?): stop it, or choose another REDIS_PORT" >&2
+            return 1
+            ;;
+    esac
     mkdir -p "$dir"
-    redis-server "$SG_ROOT/infra/redis/redis.conf" --port "$port" --dir "$(cd "$dir" && pwd)" \
-        --daemonize yes --pidfile "$(cd "$dir" && pwd)/redis.pid" --logfile "$(cd "$dir" && pwd)/redis.log"
+    dir="$(cd "$dir" && pwd)"
+    sg_redis_acl "$dir/users.acl"
+    redis-server "$SG_ROOT/infra/redis/redis.conf" --port "$port" --dir "$dir" --aclfile "$dir/users.acl" \
+        --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
     local i
     for i in $(seq 1 100); do
-        redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
+        [ "$(sg_redis_cli "$port" ping 2>/dev/null)" = PONG ] && return 0
         sleep 0.1
     done
     echo "redis-server did not start on port $port; see $dir/redis.log" >&2
@@ -112,22 +166,33 @@ sg_redis_stop() {
     fi
 }
 
-# Secrets live in the state directory, generated once, never in the repo. Exports them as
-# SPIN_VARIABLE_* unless the environment already sets them.
+# Secrets live in the state directory, generated once, never in the repo: the app's keys
+# (exported as SPIN_VARIABLE_* unless the environment already sets them) and the private Redis's
+# passwords (STREAMGATE_REDIS_{ADMIN,APP,WORKER}_PASSWORD, shell variables only, not exported: the
+# scripts hand each process the one URL it needs). A secrets file from before a secret existed
+# gets it appended.
+SG_SECRET_NAMES=(
+    SPIN_VARIABLE_SESSION_SECRET SPIN_VARIABLE_PLAYBACK_SECRET SPIN_VARIABLE_EVENTS_SECRET
+    STREAMGATE_REDIS_ADMIN_PASSWORD STREAMGATE_REDIS_APP_PASSWORD STREAMGATE_REDIS_WORKER_PASSWORD
+)
 sg_secrets() {
-    local dir="$1" file="$1/secrets.env"
+    local dir="$1" file="$1/secrets.env" name
     mkdir -p "$dir"
-    if [ ! -f "$file" ]; then
-        (
-            umask 077
-            for name in session_secret playback_secret events_secret; do
-                printf 'SPIN_VARIABLE_%s=%s\n' "${name^^}" "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-            done > "$file"
-        )
-    fi
+    (
+        umask 077
+        touch "$file"
+        for name in "${SG_SECRET_NAMES[@]}"; do
+            grep -q "^$name=" "$file" ||
+                printf '%s=%s\n' "$name" "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >> "$file"
+        done
+    )
     local line key
     while IFS= read -r line; do
         key="${line%%=*}"
-        [ -n "${!key:-}" ] || export "$line"
+        [ -n "$key" ] && [ -z "${!key:-}" ] || continue
+        case "$key" in
+            SPIN_VARIABLE_*) export "$line" ;;
+            *) printf -v "$key" '%s' "${line#*=}" ;;
+        esac
     done < "$file"
 }

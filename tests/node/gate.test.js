@@ -53,7 +53,7 @@ before(async () => {
   host = await startHost({
     anvil,
     vars: ({ domain }) => ({
-      redis_address: redis.url,
+      ...redis.hostVars,
       stream_base_url: `http://${domain}`,
       gate_cache_positive_secs: String(POSITIVE_TTL),
       gate_cache_negative_secs: '1',

@@ -215,13 +215,14 @@ impl Origin {
     }
 }
 
+/// A worker on `redis` as the worker's ACL user (its URL in the environment, as `scripts/up`
+/// gives it).
 pub fn start_worker(media: &Path, redis: &Redis, events_url: &str, extra: &[&str]) -> Proc {
     let media = media.to_str().unwrap();
-    let url = redis.url();
-    let mut args = vec!["work", "--media-dir", media, "--redis", &url];
+    let mut args = vec!["work", "--media-dir", media];
     args.extend(["--events-url", events_url]);
     args.extend(extra);
-    Proc::spawn(&args, &[])
+    Proc::spawn(&args, &[("STREAMGATE_REDIS_URL", &redis.worker_url())])
 }
 
 // ---------------------------------------------------------------- media

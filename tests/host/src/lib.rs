@@ -59,6 +59,13 @@ impl HostConfig {
         self
     }
 
+    /// The app's queue: `redis_address` as the app's ACL user (credentials in the URL) and
+    /// `redis_host`, which the metadata component's `allowed_outbound_hosts` names.
+    pub fn redis(self, redis: &Redis) -> Self {
+        self.var("redis_address", redis.app_url())
+            .var("redis_host", redis.host())
+    }
+
     pub fn runtime_config(mut self, path: PathBuf) -> Self {
         self.runtime_config = Some(path);
         self

@@ -28,7 +28,7 @@ fn app() -> App {
             "playback_secret",
             "metadata-test-playback-secret-0123456789",
         )
-        .var("redis_address", redis.url())
+        .redis(&redis)
         .start();
     App {
         host,

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -93,24 +93,36 @@ function parseReply(buf, pos = 0) {
   }
 }
 
-/** One command on a fresh connection; resolves with the reply (a Redis error rejects). */
-export function redisCommand(port, ...args) {
+/**
+ * One command on a fresh connection to 127.0.0.1:`port`, first authenticated as `auth`
+ * (`{ user, password }`) when given; resolves with the reply (a Redis error, of the AUTH or of
+ * the command, rejects).
+ */
+export function redisCommand(port, auth, ...args) {
+  const commands = auth ? [['AUTH', auth.user, auth.password], args] : [args];
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: '127.0.0.1', port });
     let buf = Buffer.alloc(0);
+    const replies = [];
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`redis ${args[0]}: no answer within 5 s`));
     }, 5_000);
-    socket.on('connect', () => socket.write(encodeCommand(args)));
+    socket.on('connect', () => socket.write(Buffer.concat(commands.map(encodeCommand))));
     socket.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
-      const r = parseReply(buf);
-      if (!r) return;
+      for (;;) {
+        const r = parseReply(buf);
+        if (!r) return;
+        replies.push(r[0]);
+        buf = buf.subarray(r[1]);
+        if (replies.length === commands.length) break;
+      }
       clearTimeout(timer);
       socket.end();
-      if (r[0] instanceof Error) reject(new Error(`redis ${args[0]}: ${r[0].message}`));
-      else resolve(r[0]);
+      const failed = replies.findIndex((reply) => reply instanceof Error);
+      if (failed >= 0) reject(new Error(`redis ${commands[failed][0]}: ${replies[failed].message}`));
+      else resolve(replies.at(-1));
     });
     socket.on('error', (e) => {
       clearTimeout(timer);
@@ -121,16 +133,47 @@ export function redisCommand(port, ...args) {
 
 // ---- redis-server ----
 
-/** A private redis-server on a free port, no persistence, data in a temp dir. */
+/** The Redis users of infra/redis/users.acl.template, as `scripts/up` runs it. */
+export const REDIS_USERS = { admin: 'streamgate-admin', app: 'streamgate-app', worker: 'streamgate-worker' };
+
+/**
+ * The ACL file for `passwords` (`{ admin, app, worker }`): the repository's template with its
+ * comment lines dropped and each `@<USER>_PASSWORD_SHA256@` replaced, as scripts/lib.sh renders it.
+ */
+export function renderRedisAcl(passwords) {
+  const template = fs.readFileSync(path.join(REPO_ROOT, 'infra/redis/users.acl.template'), 'utf8');
+  const sha256 = (s) => createHash('sha256').update(s).digest('hex');
+  return template
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.startsWith('#'))
+    .map((line) =>
+      line
+        .replace('@ADMIN_PASSWORD_SHA256@', sha256(passwords.admin))
+        .replace('@APP_PASSWORD_SHA256@', sha256(passwords.app))
+        .replace('@WORKER_PASSWORD_SHA256@', sha256(passwords.worker)),
+    )
+    .join('\n')
+    .concat('\n');
+}
+
+/**
+ * A private redis-server on a free port, no persistence, data in a temp dir, with the users of
+ * infra/redis/users.acl.template and fresh passwords (the default user is off). `appUrl` and
+ * `workerUrl` carry the app's and the worker's credentials; `hostVars` are the Spin variables
+ * that point the app at it (`redis_address`, `redis_host`); `command(...)` runs as the admin.
+ */
 export async function startRedis() {
   let lastError;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     const dir = tempDir('redis');
+    const passwords = { admin: randomSecret(), app: randomSecret(), worker: randomSecret() };
+    const aclFile = path.join(dir, 'users.acl');
+    fs.writeFileSync(aclFile, renderRedisAcl(passwords), { mode: 0o600 });
     const child = track(
       spawn(
         REDIS_SERVER,
-        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--aclfile', aclFile],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       ),
     );
@@ -138,14 +181,20 @@ export async function startRedis() {
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
     child.once('error', (e) => (output += `\n${e.message}`));
+    const admin = { user: REDIS_USERS.admin, password: passwords.admin };
+    const host = `127.0.0.1:${port}`;
+    const url = (who) => `redis://${REDIS_USERS[who]}:${passwords[who]}@${host}`;
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline && !exited(child)) {
       try {
-        if ((await redisCommand(port, 'PING')) === 'PONG') {
+        if ((await redisCommand(port, admin, 'PING')) === 'PONG') {
           return {
             port,
-            url: `redis://127.0.0.1:${port}`,
-            command: (...args) => redisCommand(port, ...args),
+            host,
+            appUrl: url('app'),
+            workerUrl: url('worker'),
+            hostVars: { redis_address: url('app'), redis_host: host },
+            command: (...args) => redisCommand(port, admin, ...args),
             stop: () => stopChild(child),
           };
         }
@@ -169,10 +218,10 @@ function requireNative() {
 }
 
 /** Spawns `native-transcoder <args>` with its log (stderr) in `logPath`; resolves at its first stdout line. */
-async function spawnNative(args, { secret, playbackSecret, logPath, readyPrefix, timeoutMs = 20_000 }) {
+async function spawnNative(args, { secret, playbackSecret, logPath, readyPrefix, timeoutMs = 20_000, env: extraEnv = {} }) {
   requireNative();
   const logFd = fs.openSync(logPath, 'a');
-  const env = { STREAMGATE_EVENTS_SECRET: secret, RUST_LOG: process.env.RUST_LOG ?? 'info', NO_COLOR: '1' };
+  const env = { STREAMGATE_EVENTS_SECRET: secret, RUST_LOG: process.env.RUST_LOG ?? 'info', NO_COLOR: '1', ...extraEnv };
   if (playbackSecret) env.STREAMGATE_PLAYBACK_SECRET = playbackSecret;
   const child = track(
     spawn(NATIVE_BIN, args, {
@@ -214,7 +263,8 @@ export async function startOrigin({ port, mediaDir, eventsUrl, secret, playbackS
 let workerCount = 0;
 
 /**
- * `native-transcoder work` consuming `redisUrl`. Returns
+ * `native-transcoder work` consuming `redisUrl` (the worker's credentialed URL, given in
+ * STREAMGATE_REDIS_URL as scripts/up does, not on the command line). Returns
  * `{ pid, consumer, stop() (SIGTERM), kill() (SIGKILL, resolves once it is gone), log(), running }`.
  */
 export async function startWorker({
@@ -236,8 +286,6 @@ export async function startWorker({
       mediaDir,
       '--events-url',
       eventsUrl,
-      '--redis',
-      redisUrl,
       '--consumer',
       consumer,
       '--claim-timeout-ms',
@@ -248,7 +296,7 @@ export async function startWorker({
       preset,
       ...extraArgs,
     ],
-    { secret, logPath, readyPrefix: 'native-transcoder worker ready' },
+    { secret, logPath, readyPrefix: 'native-transcoder worker ready', env: { STREAMGATE_REDIS_URL: redisUrl } },
   );
   return {
     pid: child.pid,
@@ -303,7 +351,7 @@ export async function startPipeline({ workerOptions = {}, hostVars = {}, originA
       // (e.g. `stream_base_url` naming the host itself).
       vars: (where) => ({
         events_secret: eventsSecret,
-        redis_address: redis.url,
+        ...redis.hostVars,
         media_base_url: `http://127.0.0.1:${originPort}`,
         ...(typeof hostVars === 'function' ? hostVars(where) : hostVars),
       }),
@@ -336,7 +384,7 @@ export async function startPipeline({ workerOptions = {}, hostVars = {}, originA
         const worker = await startWorker({
           mediaDir,
           eventsUrl,
-          redisUrl: redis.url,
+          redisUrl: redis.workerUrl,
           secret: eventsSecret,
           logDir,
           ...workerOptions,
