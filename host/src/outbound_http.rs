@@ -45,11 +45,15 @@ impl OutboundHttpClient {
 }
 
 /// Logs a refused destination the way Spin does, with the manifest line that would allow it.
+/// Like Spin, it names only `<scheme>://<host>[:<port>]`: never the user and password of a
+/// Redis address, nor a path or query that may carry a token.
 pub fn log_denied(component: &str, url: &url::Url) {
+    use streamgate_spin_app::allowed_hosts::AllowedHosts;
     tracing::error!(
         component,
-        "Outbound network destination not allowed: {url}. To allow it, add {} to the component's manifest",
-        streamgate_spin_app::allowed_hosts::AllowedHosts::suggestion(url)
+        "Outbound network destination not allowed: {}. To allow it, add {} to the component's manifest",
+        AllowedHosts::host_pattern(url),
+        AllowedHosts::suggestion(url)
     );
 }
 

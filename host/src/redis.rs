@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, Value};
+use streamgate_spin_app::allowed_hosts::parse_outbound_url;
 use tokio::sync::Mutex;
 use wasmtime::component::Resource;
 
@@ -121,7 +122,10 @@ impl wit::HostConnection for RequestState {
         &mut self,
         address: String,
     ) -> wasmtime::Result<Result<Resource<OpenConnection>, Error>> {
-        let Ok(url) = url::Url::parse(&address) else {
+        // Spin's `check_url(address, "redis")`: the user and password are percent-encoded
+        // before parsing and ignored by the check, so `redis://user:pass@host:port` is allowed
+        // by a `redis://host:port` entry (an entry cannot carry a password).
+        let Some(url) = parse_outbound_url(&address, "redis") else {
             return Ok(Err(Error::InvalidAddress));
         };
         if !self.component.allowed_hosts.allows(&url) {
