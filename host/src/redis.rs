@@ -1,10 +1,12 @@
 //! `fermyon:spin/redis@2.0.0`: outbound Redis through the `redis` crate, subject to the
 //! component's `allowed_outbound_hosts`, as Spin does it.
 //!
-//! Multiplexed connections are kept per address for the life of the host: a request that
-//! opens `redis://127.0.0.1:6390` reuses the same TCP connection as the one before it.
+//! Multiplexed connections are kept per address: a request that opens `redis://127.0.0.1:6390`
+//! reuses the same TCP connection as the one before it, until a command finds it broken (Redis
+//! restarted, say); then it leaves the pool and the next `open` connects again.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, Value};
@@ -16,29 +18,58 @@ use crate::bindings::redis::{self as wit, Error, RedisParameter, RedisResult};
 use crate::outbound_http::log_denied;
 use crate::state::RequestState;
 
-/// The resource behind `redis.connection`.
+type Pool = Arc<Mutex<HashMap<String, MultiplexedConnection>>>;
+
+/// The resource behind `redis.connection`: a pooled connection, and how to take it out of the
+/// pool when it breaks.
+#[derive(Clone)]
 pub struct OpenConnection {
     conn: MultiplexedConnection,
+    address: String,
+    pool: Pool,
+}
+
+impl OpenConnection {
+    /// Runs one command. A connection that Redis dropped (a restart, a failover, its user
+    /// deleted) never comes back, so it leaves the pool: the next `open` of the address connects
+    /// afresh, as Spin, which connects on every `open`, would.
+    async fn run<T: FromRedisValue>(mut self, command: &redis::Cmd) -> redis::RedisResult<T> {
+        let result = command.query_async(&mut self.conn).await;
+        if let Err(e) = &result {
+            if e.is_unrecoverable_error() {
+                tracing::warn!(error = %e, "outbound Redis connection lost; the next open reconnects");
+                self.pool.lock().await.remove(&self.address);
+            }
+        }
+        result
+    }
 }
 
 #[derive(Default)]
 pub struct RedisClients {
-    connections: Mutex<HashMap<String, MultiplexedConnection>>,
+    connections: Pool,
 }
 
 impl RedisClients {
-    async fn connect(&self, address: &str) -> Result<MultiplexedConnection, Error> {
+    async fn connect(&self, address: &str) -> Result<OpenConnection, Error> {
         let mut connections = self.connections.lock().await;
-        if let Some(conn) = connections.get(address) {
-            return Ok(conn.clone());
-        }
-        let client = redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
-        let conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(|e| Error::Other(e.to_string()))?;
-        connections.insert(address.to_string(), conn.clone());
-        Ok(conn)
+        let conn = match connections.get(address) {
+            Some(conn) => conn.clone(),
+            None => {
+                let client = redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
+                let conn = client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .map_err(|e| Error::Other(e.to_string()))?;
+                connections.insert(address.to_string(), conn.clone());
+                conn
+            }
+        };
+        Ok(OpenConnection {
+            conn,
+            address: address.to_string(),
+            pool: self.connections.clone(),
+        })
     }
 }
 
@@ -50,21 +81,18 @@ fn other(e: redis::RedisError) -> Error {
 }
 
 impl RequestState {
-    fn redis(
-        &self,
-        connection: &Resource<OpenConnection>,
-    ) -> wasmtime::Result<MultiplexedConnection> {
-        Ok(self.table.get(connection)?.conn.clone())
+    fn redis(&self, connection: &Resource<OpenConnection>) -> wasmtime::Result<OpenConnection> {
+        Ok(self.table.get(connection)?.clone())
     }
 }
 
 /// One command on `conn`; a Redis error is the WIT `error`. (Takes the connection, not the
 /// request state, which must not be held across the await.)
 async fn query<T: FromRedisValue>(
-    mut conn: MultiplexedConnection,
+    conn: OpenConnection,
     command: &redis::Cmd,
 ) -> wasmtime::Result<Result<T, Error>> {
-    Ok(command.query_async(&mut conn).await.map_err(other))
+    Ok(conn.run(command).await.map_err(other))
 }
 
 /// `execute`'s reply flattened the way Spin flattens it: arrays and sets are spliced in,
@@ -133,7 +161,7 @@ impl wit::HostConnection for RequestState {
             return Ok(Err(Error::InvalidAddress));
         }
         match self.services.redis.connect(&address).await {
-            Ok(conn) => Ok(Ok(self.table.push(OpenConnection { conn })?)),
+            Ok(conn) => Ok(Ok(self.table.push(conn)?)),
             Err(e) => Ok(Err(e)),
         }
     }
@@ -144,11 +172,9 @@ impl wit::HostConnection for RequestState {
         channel: String,
         payload: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let mut conn = self.redis(&connection)?;
-        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-            .arg(channel)
-            .arg(payload)
-            .query_async(&mut conn)
+        let sent: redis::RedisResult<i64> = self
+            .redis(&connection)?
+            .run(redis::cmd("PUBLISH").arg(channel).arg(payload))
             .await;
         Ok(sent.map(|_| ()).map_err(other))
     }
@@ -230,7 +256,7 @@ impl wit::HostConnection for RequestState {
         command: String,
         arguments: Vec<RedisParameter>,
     ) -> wasmtime::Result<Result<Vec<RedisResult>, Error>> {
-        let mut conn = self.redis(&connection)?;
+        let conn = self.redis(&connection)?;
         let mut cmd = redis::cmd(&command);
         for argument in arguments {
             match argument {
@@ -238,7 +264,7 @@ impl wit::HostConnection for RequestState {
                 RedisParameter::Binary(v) => cmd.arg(v),
             };
         }
-        let reply: redis::RedisResult<Flattened> = cmd.query_async(&mut conn).await;
+        let reply: redis::RedisResult<Flattened> = conn.run(&cmd).await;
         Ok(reply.map(|f| f.0).map_err(other))
     }
 

@@ -283,3 +283,33 @@ fn the_app_user_appends_jobs_and_nothing_else() {
     }
     assert_eq!(stream_len(&redis), 1, "only the one job");
 }
+
+#[test]
+fn the_queue_comes_back_after_redis_restarts() {
+    let mut redis = Redis::start();
+    let state = tempfile::tempdir().unwrap();
+    let host = app(state.path(), &redis.app_url(), &redis.host());
+    let completed = |id: &str| {
+        json!({"id": format!("ev-upload-{id}"), "type": "upload.completed", "video_id": id,
+               "data": {"size": 1234, "source": format!("sources/{id}")}})
+    };
+    let first = create(&host);
+    assert_eq!(event(&host, &completed(&first)).0, 200);
+
+    // The host's pooled connection dies with the server. The first call after that may fail
+    // (503, retried by the sender), the next one reconnects: it must not stay broken.
+    redis.restart();
+    let second = create(&host);
+    let (status, body) = event(&host, &completed(&second));
+    if status != 200 {
+        assert_eq!(
+            (status, &body["code"]),
+            (503, &json!("queue_unavailable")),
+            "{body}"
+        );
+        let (status, body) = event(&host, &completed(&second));
+        assert_eq!(status, 200, "the retry reconnects: {body}");
+    }
+    assert_eq!(video_status(&host, &second), "queued");
+    assert_eq!(stream_len(&redis), 1, "the job reached the restarted Redis");
+}

@@ -136,6 +136,15 @@ impl Redis {
         });
     }
 
+    /// Kills the server and starts it again on the same port with the same users (and, there
+    /// being no persistence, no data): every client's connection breaks.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_redis_server(self.dir.path(), self.port);
+        self.wait_ready();
+    }
+
     /// `127.0.0.1:<port>`: what an `allowed_outbound_hosts` entry names (the Spin variable
     /// `redis_host`).
     pub fn host(&self) -> String {
