@@ -8,6 +8,7 @@ mod compile_cache;
 mod engine;
 mod errors;
 mod key_value;
+mod limits;
 mod outbound_http;
 mod redis;
 mod request_body;
@@ -58,6 +59,8 @@ struct UpArgs {
     /// A Spin runtime config file (key-value stores and SQLite databases beyond `default`).
     #[arg(long)]
     runtime_config_file: Option<PathBuf>,
+    #[command(flatten)]
+    limits: limits::Limits,
 }
 
 fn main() -> std::process::ExitCode {
@@ -137,6 +140,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let server = Arc::new(server::Server {
         app: Arc::new(app),
         engine,
+        limits: args.limits,
     });
     server::serve(server, listener, shutdown_signal()).await
 }

@@ -1,11 +1,20 @@
-//! Reading what a component left unread of a request body.
+//! The request body as a component reads it: with an idle limit, and read to its end when the
+//! component leaves it.
 //!
-//! A component may answer before reading the whole body: a 413 for a body over its limit is
-//! the usual case. If the host then closed the connection with the client's bytes still unread,
-//! the kernel would reset it and the client would often never see the answer. So the rest of
-//! the body is read and discarded in the background (bounded in bytes and time), as servers
-//! that do a "lingering close" do, and the connection ends cleanly after the response.
+//! **Idle limit.** A client that sends a head and then stops sending its body would hold the
+//! component (and its instance slot) for as long as it liked. While the component waits for the
+//! body, each wait for the next frame is bounded; past it the component sees a body error
+//! (`connection-read-timeout`), the body is dropped, and hyper closes the connection once the
+//! answer is written.
+//!
+//! **Lingering read.** A component may answer before reading the whole body: a 413 for a body
+//! over its limit is the usual case. If the host then closed the connection with the client's
+//! bytes still unread, the kernel would reset it and the client would often never see the
+//! answer. So the rest of the body is read and discarded in the background (bounded in bytes
+//! and time), as servers that do a "lingering close" do, and the connection ends cleanly after
+//! the response.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,32 +23,64 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::time::Sleep;
+use wasmtime_wasi_http::Error;
 
 /// At most this much of an abandoned body is read before the connection is dropped anyway.
 const DRAIN_LIMIT: u64 = 16 << 20;
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
-pub struct DrainOnDrop {
+pub struct RequestBody {
     inner: Option<Incoming>,
+    idle_limit: Duration,
+    /// Started when a read finds nothing to read, cleared when a frame arrives.
+    idle: Option<Pin<Box<Sleep>>>,
 }
 
-impl DrainOnDrop {
-    pub fn new(body: Incoming) -> Self {
-        Self { inner: Some(body) }
+impl RequestBody {
+    pub fn new(body: Incoming, idle_limit: Duration) -> Self {
+        Self {
+            inner: Some(body),
+            idle_limit,
+            idle: None,
+        }
     }
 }
 
-impl Body for DrainOnDrop {
+impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.inner.as_mut() {
-            Some(body) => Pin::new(body).poll_frame(cx),
-            None => Poll::Ready(None),
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = &mut *self;
+        let Some(body) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(body).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.idle = None;
+                Poll::Ready(frame.map(|f| f.map_err(Error::from)))
+            }
+            Poll::Pending => {
+                let limit = this.idle_limit;
+                let idle = this
+                    .idle
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match idle.as_mut().poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(()) => {
+                        // Dropping the body tells hyper it will not be read: the connection
+                        // closes after the answer instead of waiting for the rest.
+                        this.inner = None;
+                        this.idle = None;
+                        tracing::debug!("request body idle for {limit:?}: giving up on it");
+                        Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
+                    }
+                }
+            }
         }
     }
 
@@ -54,7 +95,7 @@ impl Body for DrainOnDrop {
     }
 }
 
-impl Drop for DrainOnDrop {
+impl Drop for RequestBody {
     fn drop(&mut self) {
         let Some(mut body) = self.inner.take() else {
             return;

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use wasmtime::{Engine, Store};
@@ -21,6 +21,8 @@ use wasmtime_wasi_http::WasiHttpView;
 
 use crate::app::App;
 use crate::errors;
+use crate::limits::Limits;
+use crate::request_body::RequestBody;
 use crate::state::RequestState;
 
 /// How long shutdown waits for in-flight requests before giving up on them.
@@ -29,6 +31,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Server {
     pub app: Arc<App>,
     pub engine: Engine,
+    pub limits: Limits,
 }
 
 pub async fn serve(
@@ -37,6 +40,12 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    // The header-read timer runs whenever hyper waits for a request head, so it also closes a
+    // keep-alive connection left idle between requests.
+    http.keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.limits.header_read_timeout());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -52,7 +61,7 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let server = server.clone();
-                let conn = http1::Builder::new().keep_alive(true).serve_connection(
+                let conn = http.serve_connection(
                     TokioIo::new(stream),
                     service_fn(move |req| {
                         let server = server.clone();
@@ -171,7 +180,8 @@ impl Server {
         );
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let prepared = (|| {
-            let req = req.map(crate::request_body::DrainOnDrop::new);
+            let idle_limit = self.limits.body_idle_timeout();
+            let req = req.map(|body| RequestBody::new(body, idle_limit));
             let request = store
                 .data_mut()
                 .http()

@@ -39,6 +39,8 @@ pub struct HostConfig {
     pub env: Vec<(String, String)>,
     pub state_dir: PathBuf,
     pub runtime_config: Option<PathBuf>,
+    /// More `up` flags (limits, say).
+    pub args: Vec<String>,
 }
 
 impl HostConfig {
@@ -48,6 +50,7 @@ impl HostConfig {
             env: Vec::new(),
             state_dir: state_dir.to_path_buf(),
             runtime_config: None,
+            args: Vec::new(),
         }
     }
 
@@ -64,6 +67,12 @@ impl HostConfig {
     pub fn redis(self, redis: &Redis) -> Self {
         self.var("redis_address", redis.app_url())
             .var("redis_host", redis.host())
+    }
+
+    /// Adds `up` flags, e.g. `["--request-timeout-secs", "2"]`.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
     }
 
     pub fn runtime_config(mut self, path: PathBuf) -> Self {
@@ -86,6 +95,7 @@ impl HostConfig {
         if let Some(rc) = &self.runtime_config {
             cmd.arg("--runtime-config-file").arg(rc);
         }
+        cmd.args(&self.args);
         cmd
     }
 

@@ -1,0 +1,28 @@
+//! What one client or one guest may take from the host: the `streamgate-host up` flags that
+//! bound time, memory and concurrency, as `spin up` and `wasmtime serve` do. Defaults suit a
+//! 2-core machine and were measured (docs/host.md, docs/benchmarks.md).
+
+use std::time::Duration;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct Limits {
+    /// Seconds a client may take to send a request head, and the longest a keep-alive
+    /// connection may sit idle between requests; past it the connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a request body may go without a byte while the component waits for it; past it
+    /// the component sees a body error and the connection is closed after the answer.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_idle_timeout_secs: u64,
+}
+
+impl Limits {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
+    }
+
+    pub fn body_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_idle_timeout_secs)
+    }
+}

@@ -1,0 +1,107 @@
+//! The host's limits against clients and guests that take too much: slow request heads and
+//! bodies, guests that loop or allocate without end, more requests than instances, more
+//! connections than one client may hold. Real host binary, real probe component.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use host_tests::*;
+
+/// Starts the probe app with extra `up` flags.
+fn probe_with(state: &std::path::Path, flags: &[&str]) -> Host {
+    probe_app(state).args(flags).start()
+}
+
+/// Reads until the server closes the connection (or `limit` passes); returns what was read and
+/// how long it took.
+fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, Duration) {
+    let started = Instant::now();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("connection still open after {limit:?}: {e}"),
+        }
+    }
+    (
+        String::from_utf8_lossy(&seen).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[test]
+fn a_request_head_that_never_ends_is_cut_off() {
+    let state = tempfile::tempdir().unwrap();
+    let host = probe_with(state.path(), &["--header-read-timeout-secs", "1"]);
+
+    // Half a head, then nothing; and a connection that never sends anything.
+    let opened = Instant::now();
+    let mut partial = TcpStream::connect(host.addr).unwrap();
+    partial
+        .write_all(b"GET /exact HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut silent = TcpStream::connect(host.addr).unwrap();
+
+    for stream in [&mut partial, &mut silent] {
+        let (seen, _) = read_until_closed(stream, Duration::from_secs(10));
+        assert!(
+            seen.is_empty(),
+            "nothing is answered to half a head: {seen:?}"
+        );
+        let took = opened.elapsed();
+        assert!(
+            took >= Duration::from_millis(800) && took < Duration::from_secs(4),
+            "closed after {took:?}"
+        );
+    }
+    // A client that keeps its head short is served as ever, and a keep-alive connection idle
+    // for longer than the limit is closed too.
+    let mut client = TcpStream::connect(host.addr).unwrap();
+    client
+        .write_all(b"GET /exact HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (seen, took) = read_until_closed(&mut client, Duration::from_secs(10));
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(
+        took < Duration::from_secs(4),
+        "idle keep-alive closed after {took:?}"
+    );
+}
+
+#[test]
+fn a_request_body_that_stalls_fails_the_read_and_closes_the_connection() {
+    let state = tempfile::tempdir().unwrap();
+    let host = probe_with(state.path(), &["--body-idle-timeout-secs", "1"]);
+
+    let mut stalled = TcpStream::connect(host.addr).unwrap();
+    stalled
+        .write_all(b"POST /exact HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        .unwrap();
+    let (seen, took) = read_until_closed(&mut stalled, Duration::from_secs(10));
+    // The component saw a body error and answered; the host closed the connection after it
+    // rather than wait for the other 90 bytes.
+    assert!(seen.starts_with("HTTP/1.1 "), "an answer: {seen:?}");
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(5),
+        "answered and closed after {took:?}"
+    );
+    // A body that keeps coming, however slowly, is read whole.
+    let mut slow = TcpStream::connect(host.addr).unwrap();
+    slow.write_all(
+        b"POST /exact HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    for byte in b"abcd" {
+        std::thread::sleep(Duration::from_millis(400));
+        slow.write_all(&[*byte]).unwrap();
+    }
+    let (seen, _) = read_until_closed(&mut slow, Duration::from_secs(10));
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    // And the host serves on.
+    assert_eq!(host.get("/exact").status, 200);
+}
