@@ -8,7 +8,7 @@ use streamgate_core::api_error::ApiError;
 use spin_sdk::sqlite3::Value;
 use streamgate_core::video::{AudioTrack, GateRule, Rendition};
 
-use crate::migrations::Migration;
+use crate::migrations::{AddColumn, Migration};
 
 /// The migration scope of these tables.
 pub const SCOPE: &str = "metadata";
@@ -182,6 +182,7 @@ pub fn ready_to_play(db: &Connection, id: &str) -> Result<PlayableVideo, ApiErro
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
+    add_columns: &[],
     statements: &[
         "CREATE TABLE IF NOT EXISTS videos (
             id          TEXT PRIMARY KEY,
@@ -232,6 +233,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     ],
 }, Migration {
     version: 2,
+    add_columns: &[],
     statements: &[
         // Audio as its own CMAF track, shared by the renditions (docs/pipeline.md).
         "CREATE TABLE IF NOT EXISTS audio_tracks (
@@ -241,5 +243,20 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             track    TEXT NOT NULL,
             PRIMARY KEY (video_id, position)
         )",
+    ],
+}, Migration {
+    version: 3,
+    // A failed video's reason as a fixed code (`error` stays the owner's sentence).
+    add_columns: &[AddColumn {
+        table: "videos",
+        column: "error_code",
+        definition: "TEXT",
+    }],
+    statements: &[
+        // Videos that failed before codes existed.
+        "UPDATE videos SET error_code = 'transcode_failed'
+         WHERE status = 'failed' AND error_code IS NULL",
+        // The public list reads ready videos only, newest first.
+        "CREATE INDEX IF NOT EXISTS videos_by_status ON videos (status, created_at DESC, id DESC)",
     ],
 }];
