@@ -64,6 +64,55 @@ impl VideoStatus {
     }
 }
 
+/// Who may see a video at all. A ready video is public (whether one may *play* it is the
+/// gate's business); one that is not ready, its status, progress and failure reason, is its
+/// owner's alone, so a stranger cannot tell it from a video that does not exist.
+pub fn visible_to(status: &str, owner: &str, viewer: Option<&str>) -> bool {
+    status == VideoStatus::Ready.as_str() || viewer.is_some_and(|v| v.eq_ignore_ascii_case(owner))
+}
+
+/// The code a failed video is stored with when the worker named none (workers before codes).
+pub const GENERIC_FAILURE_CODE: &str = "transcode_failed";
+
+/// Longest failure code kept.
+const MAX_FAILURE_CODE_CHARS: usize = 64;
+
+/// Longest failure sentence kept: a sentence for the owner, never a log.
+pub const MAX_FAILURE_CHARS: usize = 500;
+
+/// The failure code to store for what the worker reported: its code when it is a snake_case
+/// word (clients match on it), else [`GENERIC_FAILURE_CODE`].
+pub fn failure_code(reported: Option<&str>) -> &str {
+    match reported {
+        Some(code)
+            if !code.is_empty()
+                && code.len() <= MAX_FAILURE_CODE_CHARS
+                && code.starts_with(|c: char| c.is_ascii_lowercase())
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
+        {
+            code
+        }
+        _ => GENERIC_FAILURE_CODE,
+    }
+}
+
+/// The failure sentence to store: the worker's, trimmed and cut to [`MAX_FAILURE_CHARS`]
+/// (an older worker may send a long tool message), or a generic one when it sent none.
+pub fn failure_sentence(reported: Option<&str>) -> String {
+    let reported = reported.map(str::trim).unwrap_or_default();
+    if reported.is_empty() {
+        return "the video could not be transcoded".to_string();
+    }
+    if reported.chars().count() <= MAX_FAILURE_CHARS {
+        return reported.to_string();
+    }
+    let mut cut: String = reported.chars().take(MAX_FAILURE_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenStandard {
@@ -320,6 +369,59 @@ mod tests {
         assert_eq!(VideoStatus::allowed_before(Queued), vec!["awaiting_upload"]);
         assert_eq!(VideoStatus::parse("ready"), Some(Ready));
         assert_eq!(VideoStatus::parse("done"), None);
+    }
+
+    #[test]
+    fn only_ready_videos_are_seen_by_anyone_but_the_owner() {
+        let owner = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+        let other = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+        for status in VideoStatus::ALL {
+            let s = status.as_str();
+            let public = status == VideoStatus::Ready;
+            assert_eq!(visible_to(s, owner, None), public, "{s}, anonymous");
+            assert_eq!(visible_to(s, owner, Some(other)), public, "{s}, a stranger");
+            assert!(visible_to(s, owner, Some(owner)), "{s}, the owner");
+            assert!(
+                visible_to(s, owner, Some(&owner.to_lowercase())),
+                "{s}, any case"
+            );
+        }
+    }
+
+    #[test]
+    fn failure_codes_are_snake_case_words_or_the_generic_one() {
+        assert_eq!(
+            failure_code(Some("unsupported_format")),
+            "unsupported_format"
+        );
+        assert_eq!(failure_code(Some("too_long_2h")), "too_long_2h");
+        for bad in [
+            None,
+            Some(""),
+            Some("Unsupported"),
+            Some("_x"),
+            Some("9lives"),
+            Some("has space"),
+            Some("path/like"),
+            Some("x-y"),
+        ] {
+            assert_eq!(failure_code(bad), GENERIC_FAILURE_CODE, "{bad:?}");
+        }
+        assert_eq!(failure_code(Some(&"a".repeat(65))), GENERIC_FAILURE_CODE);
+    }
+
+    #[test]
+    fn failure_sentences_are_trimmed_defaulted_and_cut() {
+        assert_eq!(failure_sentence(Some("  not a video \n")), "not a video");
+        assert_eq!(failure_sentence(None), "the video could not be transcoded");
+        assert_eq!(
+            failure_sentence(Some(" ")),
+            "the video could not be transcoded"
+        );
+        let long = "é".repeat(2000);
+        let cut = failure_sentence(Some(&long));
+        assert_eq!(cut.chars().count(), MAX_FAILURE_CHARS);
+        assert!(cut.ends_with('…'));
     }
 
     #[test]
