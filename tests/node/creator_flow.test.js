@@ -3,8 +3,9 @@
 // a clip that ffmpeg made with the standard tus-js-client to `native-transcoder serve`, and the
 // real `native-transcoder work` worker, fed through a private redis-server, drives the real
 // ffmpeg until the video is ready; ffprobe then reads what it wrote. Also: a text file fails
-// with a reason, a SIGKILLed worker loses nothing, a non-owner cannot change the gate, and
-// forged or stale events are refused.
+// with a reason its owner alone sees (to anyone else the video does not exist), a SIGKILLed
+// worker loses nothing, a non-owner cannot change the gate, and forged or stale events are
+// refused.
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -41,6 +42,8 @@ let stack;
 let scratch;
 let clip;
 let creator;
+/** A second wallet, signed in for real: someone else's videos are what it may try to see. */
+let stranger;
 
 before(async () => {
   scratch = tempDir('creator');
@@ -51,6 +54,8 @@ before(async () => {
   ]);
   clip = made;
   creator = await signIn(stack.host, viemSigner(undefined, stack.anvil.url));
+  stranger = await signIn(stack.host, viemSigner(newKey(), stack.anvil.url));
+  assert.notEqual(stranger.address, creator.address);
 });
 
 after(async () => {
@@ -84,10 +89,57 @@ async function createVideo(token, { title = 'A test clip', gate = [] } = {}) {
   return res.json;
 }
 
-async function getVideo(id) {
-  const res = await api(stack.host.base, 'GET', `/api/v1/videos/${id}`);
+/** The video as its owner sees it (until it is ready, nobody else sees it at all). */
+async function getVideo(id, token = creator.token) {
+  const res = await api(stack.host.base, 'GET', `/api/v1/videos/${id}`, { token });
   assert.equal(res.status, 200, `get ${id}: ${show(res)}`);
   return res.json;
+}
+
+/** The ids of one page of `GET /api/v1/videos?<query>` as `token` (anonymous without). */
+async function listIds(query, token) {
+  const res = await api(stack.host.base, 'GET', `/api/v1/videos?${query}`, { token });
+  assert.equal(res.status, 200, `list ${query}: ${show(res)}`);
+  return res.json.items.map((v) => v.id);
+}
+
+/**
+ * Makes the video ready with the events the native side signs, without a transcode (its
+ * segments do not exist): enough for who-sees-what.
+ */
+async function readyThroughEvents(id) {
+  const eventKey = deriveKey(stack.eventsSecret, 'events');
+  const send = async (type, data) => {
+    const body = JSON.stringify({ id: `direct-${randomBytes(8).toString('hex')}`, type, video_id: id, data });
+    const res = await postEvent(stack.eventsUrl, body, signatureHeader(eventKey, now(), body));
+    assert.equal(res.status, 200, `${type}: ${show(res)}`);
+  };
+  await send('upload.completed', { size: 1, source: `sources/${id}` });
+  await send('transcode.started', { attempt: 1 });
+  await send('transcode.completed', {
+    duration: 4,
+    renditions: [{
+      name: '360p', width: 640, height: 360, bandwidth: 900_000, average_bandwidth: 800_000, frame_rate: 25,
+      codecs: 'avc1.64001e', init: '360p/init.mp4', segments: [{ uri: '360p/seg_00001.m4s', duration: 4 }],
+    }],
+  });
+}
+
+/**
+ * What `token` (anonymous without) hears of video `id` is what it hears of an id that does not
+ * exist: 404 not_found, the same sentence but for the id.
+ */
+async function assertHidden(id, token, who) {
+  const unknownId = `nosuchvideo${randomBytes(4).toString('hex')}`;
+  const hidden = await api(stack.host.base, 'GET', `/api/v1/videos/${id}`, { token });
+  const unknown = await api(stack.host.base, 'GET', `/api/v1/videos/${unknownId}`, { token });
+  assertError(unknown, 404, 'not_found');
+  assertError(hidden, 404, 'not_found');
+  assert.equal(
+    hidden.text.replaceAll(id, '<id>'),
+    unknown.text.replaceAll(unknownId, '<id>'),
+    `${who} cannot tell the video from an unknown id`,
+  );
 }
 
 /**
@@ -410,6 +462,57 @@ test('a text file uploaded as a video ends failed with a readable reason', async
   assert.deepEqual(tmpEntries(), [], 'no work directory is left');
   // A bad input is a permanent failure: acknowledged once, not retried into the dead letters.
   await assertQueueDrained(created.id);
+
+  // The reason is a fixed code to match on, besides the sentence; both are the owner's alone.
+  assert.match(video.error_code ?? '', /^[a-z][a-z0-9_]*$/, `a snake_case error_code: ${JSON.stringify(video)}`);
+  t.diagnostic(`error_code: ${video.error_code}`);
+  const own = await api(stack.host.base, 'GET', `/api/v1/videos?owner=${creator.address}&status=failed&limit=100`, {
+    token: creator.token,
+  });
+  assert.equal(own.status, 200, show(own));
+  const listed = own.json.items.find((v) => v.id === created.id);
+  assert.ok(listed, 'the owner lists her failed video');
+  assert.deepEqual([listed.error_code, listed.error], [video.error_code, video.error]);
+  for (const [who, token] of [['a stranger', stranger.token], ['an anonymous reader', undefined]]) {
+    await assertHidden(created.id, token, who);
+    for (const query of ['limit=100', `owner=${creator.address}&limit=100`]) {
+      const ids = await listIds(query, token);
+      assert.ok(!ids.includes(created.id), `${who} does not see the failed video in ?${query}`);
+    }
+    const refused = await api(stack.host.base, 'GET', `/api/v1/videos?owner=${creator.address}&status=failed`, { token });
+    assertError(refused, 400, 'invalid_query');
+  }
+});
+
+test('before it is ready a video is its owner\'s alone; the public list holds ready videos only', async () => {
+  const published = await createVideo(creator.token, { title: 'Published' });
+  await readyThroughEvents(published.id);
+  const created = await createVideo(creator.token, { title: 'Work in progress' });
+  const pending = await getVideo(created.id);
+  assert.equal(pending.status, 'awaiting_upload');
+  for (const [who, token] of [['a stranger', stranger.token], ['an anonymous reader', undefined]]) {
+    await assertHidden(created.id, token, who);
+  }
+  assert.ok(
+    (await listIds(`owner=${creator.address}&status=awaiting_upload`, creator.token)).includes(created.id),
+    'the owner lists it with owner=<her address>',
+  );
+
+  const everyone = await api(stack.host.base, 'GET', '/api/v1/videos?limit=100');
+  assert.equal(everyone.status, 200, show(everyone));
+  assert.ok(everyone.json.items.some((v) => v.id === published.id), 'the ready video is public');
+  for (const v of everyone.json.items) {
+    assert.equal(v.status, 'ready', `the anonymous list holds ready videos only: ${JSON.stringify(v)}`);
+    assert.equal(v.error_code, undefined);
+    assert.equal(v.error, undefined);
+  }
+  assert.ok(!everyone.json.items.some((v) => v.id === created.id));
+
+  // A session that is presented is checked: an expired or forged one is 401, not anonymous.
+  const forged = await api(stack.host.base, 'GET', `/api/v1/videos/${created.id}`, { token: `${creator.token}x` });
+  assert.equal(forged.status, 401, show(forged));
+  const forgedList = await api(stack.host.base, 'GET', '/api/v1/videos', { token: 'not-a-token' });
+  assert.equal(forgedList.status, 401, show(forgedList));
 });
 
 test('a SIGKILLed worker mid-job, restarted, still brings the video to ready with no duplicate or broken renditions', async (t) => {
@@ -479,27 +582,34 @@ test('a SIGKILLed worker mid-job, restarted, still brings the video to ready wit
   assert.ok(restarted.running, 'the restarted worker is still serving');
 });
 
-test('only the owner changes the gate: a second wallet that signed in for real gets 403 not_owner', async () => {
+test('only the owner changes the gate or deletes: a second wallet gets 404 while the video is not ready, 403 not_owner once it is', async () => {
   const rule = gateRule();
   const created = await createVideo(creator.token, { title: 'Gated', gate: [rule] });
-  const other = await signIn(stack.host, viemSigner(newKey(), stack.anvil.url));
-  assert.notEqual(other.address, creator.address);
+  const other = stranger;
 
   const attempt = [gateRule()];
-  const refused = await api(stack.host.base, 'PUT', `/api/v1/videos/${created.id}/gate`, {
-    json: { gate: attempt },
-    token: other.token,
-  });
-  assertError(refused, 403, 'not_owner');
-  const cleared = await api(stack.host.base, 'PUT', `/api/v1/videos/${created.id}/gate`, {
-    json: { gate: [] },
-    token: other.token,
-  });
-  assertError(cleared, 403, 'not_owner');
-  const deleted = await api(stack.host.base, 'DELETE', `/api/v1/videos/${created.id}`, { token: other.token });
-  assertError(deleted, 403, 'not_owner');
-  const anonymous = await api(stack.host.base, 'PUT', `/api/v1/videos/${created.id}/gate`, { json: { gate: [] } });
-  assert.equal(anonymous.status, 401, `no session: ${show(anonymous)}`);
+  const tries = async (code, status) => {
+    const refused = await api(stack.host.base, 'PUT', `/api/v1/videos/${created.id}/gate`, {
+      json: { gate: attempt },
+      token: other.token,
+    });
+    assertError(refused, status, code);
+    const cleared = await api(stack.host.base, 'PUT', `/api/v1/videos/${created.id}/gate`, {
+      json: { gate: [] },
+      token: other.token,
+    });
+    assertError(cleared, status, code);
+    const deleted = await api(stack.host.base, 'DELETE', `/api/v1/videos/${created.id}`, { token: other.token });
+    assertError(deleted, status, code);
+    const anonymous = await api(stack.host.base, 'PUT', `/api/v1/videos/${created.id}/gate`, { json: { gate: [] } });
+    assert.equal(anonymous.status, 401, `no session: ${show(anonymous)}`);
+  };
+  // Not ready: to the second wallet it does not exist, for writes as for reads.
+  await tries('not_found', 404);
+  // Ready: it may see the video, not change it.
+  await readyThroughEvents(created.id);
+  assert.equal((await getVideo(created.id, other.token)).status, 'ready', 'a ready video is public');
+  await tries('not_owner', 403);
 
   let video = await getVideo(created.id);
   assert.equal(video.owner, creator.address);
@@ -576,6 +686,8 @@ test('events: forged and stale signatures are refused (401) and change nothing; 
   let video = await getVideo(id);
   assert.equal(video.status, 'failed');
   assert.equal(video.error, 'stopped by the control event');
+  // The event names no `code` (workers before codes): the video carries the generic one.
+  assert.equal(video.error_code, 'transcode_failed');
   const replay = await postEvent(stack.eventsUrl, body, signatureHeader(eventKey, now(), body));
   assert.equal(replay.status, 200, `a replay is acknowledged (idempotent): ${show(replay)}`);
   video = await getVideo(id);

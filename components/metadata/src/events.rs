@@ -6,7 +6,9 @@ use serde::Deserialize;
 use spin_sdk::http::Response;
 use spin_sdk::sqlite3::{Connection, Value};
 use streamgate_core::api_error::ApiError;
-use streamgate_core::video::{validate_tracks, AudioTrack, Rendition, VideoStatus};
+use streamgate_core::video::{
+    failure_code, failure_sentence, validate_tracks, AudioTrack, Rendition, VideoStatus,
+};
 use streamgate_core::{event_signature, keys};
 use streamgate_spin::request::ApiRequest;
 use streamgate_spin::{config, now, response};
@@ -47,7 +49,12 @@ struct Completed {
 
 #[derive(Deserialize)]
 struct Failed {
-    error: String,
+    /// A fixed snake_case reason; absent from workers before codes.
+    #[serde(default)]
+    code: Option<String>,
+    /// A sentence for the owner.
+    #[serde(default)]
+    error: Option<String>,
     #[serde(default)]
     r#final: bool,
 }
@@ -173,7 +180,7 @@ fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
         "transcode.failed" => {
             let failed: Failed = data(event)?;
             if failed.r#final {
-                // Status and reason in one statement: a failed video always says why.
+                // Status, code and sentence in one statement: a failed video always says why.
                 let allowed = VideoStatus::allowed_before(VideoStatus::Failed)
                     .iter()
                     .map(|s| format!("'{s}'"))
@@ -181,11 +188,12 @@ fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
                     .join(", ");
                 db.execute(
                     &format!(
-                        "UPDATE videos SET status = 'failed', error = ?, updated_at = ?
-                         WHERE id = ? AND status IN ({allowed})"
+                        "UPDATE videos SET status = 'failed', error_code = ?, error = ?,
+                         updated_at = ? WHERE id = ? AND status IN ({allowed})"
                     ),
                     &[
-                        Value::Text(failed.error),
+                        Value::Text(failure_code(failed.code.as_deref()).to_string()),
+                        Value::Text(failure_sentence(failed.error.as_deref())),
                         Value::Integer(now),
                         Value::Text(id.to_string()),
                     ],

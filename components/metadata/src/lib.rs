@@ -41,7 +41,7 @@ async fn handle(req: IncomingRequest) -> Response {
     let outcome = match (&request.method, segments.as_slice()) {
         (Method::Post, ["api", "v1", "videos"]) => create(&request),
         (Method::Get, ["api", "v1", "videos"]) => list(&request),
-        (Method::Get, ["api", "v1", "videos", id]) => get(id),
+        (Method::Get, ["api", "v1", "videos", id]) => get(&request, id),
         (Method::Delete, ["api", "v1", "videos", id]) => delete(&request, id),
         (Method::Put, ["api", "v1", "videos", id, "gate"]) => update_gate(&request, id),
         (Method::Post, ["internal", "v1", "events"]) => events::receive(&request),
@@ -58,6 +58,16 @@ fn signed_in(request: &ApiRequest) -> Result<Session, ApiError> {
     let kv = streamgate_spin::session::key_value()?;
     let keys = streamgate_spin::session::keys()?;
     streamgate_spin::session::authenticate(request.header("authorization"), &keys, &kv, now())
+}
+
+/// Who reads, on routes anyone may call: anonymous without an `Authorization` header; with one,
+/// it must be a valid session (401 otherwise, as on the authenticated routes: a client whose
+/// token expired hears so instead of silently seeing less). Answers the checksummed address.
+fn reader(request: &ApiRequest) -> Result<Option<String>, ApiError> {
+    if request.header("authorization").is_none() {
+        return Ok(None);
+    }
+    Ok(Some(signed_in(request)?.address.to_checksum(None)))
 }
 
 fn chains() -> Result<std::collections::BTreeMap<u64, String>, ApiError> {
@@ -159,9 +169,13 @@ fn create(request: &ApiRequest) -> Result<Response, ApiError> {
     ))
 }
 
-fn get(id: &str) -> Result<Response, ApiError> {
+fn get(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
+    let reader = reader(request)?;
     let db = store::open()?;
-    Ok(response::json(200, &store::video(&db, id)?))
+    Ok(response::json(
+        200,
+        &store::video_for(&db, id, reader.as_deref())?,
+    ))
 }
 
 fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
@@ -216,8 +230,28 @@ fn list(request: &ApiRequest) -> Result<Response, ApiError> {
     let after = query_param(q, "cursor")
         .map(video::decode_cursor)
         .transpose()?;
+    // Videos that are not ready are their owner's alone: listed only to the owner, signed in,
+    // asking for their own (`owner=` their address). Everyone else lists ready videos; asking
+    // them for another status is a mistake worth saying, not an empty page.
+    let reader = reader(request)?;
+    let own = owner.is_some() && owner == reader;
+    let status = match status {
+        _ if own => status,
+        None | Some(VideoStatus::Ready) => Some(VideoStatus::Ready),
+        Some(other) => {
+            return Err(ApiError::new(
+                400,
+                "invalid_query",
+                format!(
+                    "only a video's owner sees videos that are `{}`: sign in and list your own \
+                     with `owner=<your address>`",
+                    other.as_str()
+                ),
+            ))
+        }
+    };
     let db = store::open()?;
-    let (items, more) = store::list(
+    let (mut items, more) = store::list(
         &db,
         &store::ListQuery {
             owner,
@@ -226,6 +260,9 @@ fn list(request: &ApiRequest) -> Result<Response, ApiError> {
             after,
         },
     )?;
+    if !own {
+        items.iter_mut().for_each(store::Video::hide_owner_details);
+    }
     let next_cursor = more
         .then(|| {
             items
@@ -236,17 +273,19 @@ fn list(request: &ApiRequest) -> Result<Response, ApiError> {
     Ok(response::json(200, &Page { items, next_cursor }))
 }
 
-/// The video, if the caller owns it: 404 if there is none, 403 if it is someone else's.
+/// The video, if the caller owns it: 404 if there is none or it is someone else's and not ready
+/// (such a video is invisible to them, as for reads), 403 if it is someone else's ready video.
 fn owned(
     db: &spin_sdk::sqlite3::Connection,
     session: &Session,
     id: &str,
 ) -> Result<store::Video, ApiError> {
+    let caller = session.address.to_checksum(None);
     let video = store::video(db, id)?;
-    if !video
-        .owner
-        .eq_ignore_ascii_case(&session.address.to_checksum(None))
-    {
+    if !store::is_owner(&video, Some(&caller)) {
+        if video.status != VideoStatus::Ready.as_str() {
+            return Err(store::unknown(id));
+        }
         return Err(ApiError::new(
             403,
             "not_owner",

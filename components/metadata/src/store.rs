@@ -3,7 +3,7 @@
 use serde::Serialize;
 use spin_sdk::sqlite3::{Connection, Value};
 use streamgate_core::api_error::ApiError;
-use streamgate_core::video::{AudioTrack, GateRule, Rendition, VideoStatus};
+use streamgate_core::video::{visible_to, AudioTrack, GateRule, Rendition, VideoStatus};
 
 pub use streamgate_spin::video_schema::{gate_of, open, read_error as db_error, text, tracks_of};
 
@@ -65,6 +65,9 @@ pub struct Video {
     pub description: Option<String>,
     pub owner: String,
     pub status: String,
+    /// Why it failed, for its owner: a fixed snake_case code and a sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,8 +81,8 @@ pub struct Video {
     pub gate_version: i64,
 }
 
-const VIDEO_COLUMNS: &str =
-    "id, owner, title, description, status, error, progress, created_at, updated_at, gate_version";
+const VIDEO_COLUMNS: &str = "id, owner, title, description, status, error_code, error, progress,
+     created_at, updated_at, gate_version";
 
 fn video_from(row: &spin_sdk::sqlite3::Row<'_>) -> Video {
     Video {
@@ -88,6 +91,7 @@ fn video_from(row: &spin_sdk::sqlite3::Row<'_>) -> Video {
         title: row.get::<&str>("title").unwrap_or_default().to_string(),
         description: row.get::<&str>("description").map(str::to_string),
         status: row.get::<&str>("status").unwrap_or_default().to_string(),
+        error_code: row.get::<&str>("error_code").map(str::to_string),
         error: row.get::<&str>("error").map(str::to_string),
         progress: row.get::<i64>("progress"),
         created_at: row.get::<i64>("created_at").unwrap_or_default(),
@@ -188,24 +192,60 @@ pub fn replace_gate(
     Ok(())
 }
 
-/// The video with its gate and renditions, or 404.
-pub fn video(db: &Connection, id: &str) -> Result<Video, ApiError> {
+/// The video's row, or 404.
+fn row(db: &Connection, id: &str) -> Result<Video, ApiError> {
     let result = db
         .execute(
             &format!("SELECT {VIDEO_COLUMNS} FROM videos WHERE id = ?"),
             &[text(id)],
         )
         .map_err(db_error)?;
-    let mut video = result
-        .rows()
-        .next()
-        .map(|row| video_from(&row))
-        .ok_or_else(|| ApiError::not_found(format!("no video `{id}`")))?;
-    video.gate = gate_of(db, id)?;
-    let (renditions, audio) = tracks_of(db, id)?;
+    let video = result.rows().next().map(|row| video_from(&row));
+    video.ok_or_else(|| unknown(id))
+}
+
+/// What a caller hears of a video that does not exist, or that it may not see.
+pub fn unknown(id: &str) -> ApiError {
+    ApiError::not_found(format!("no video `{id}`"))
+}
+
+fn with_tracks(db: &Connection, mut video: Video) -> Result<Video, ApiError> {
+    video.gate = gate_of(db, &video.id)?;
+    let (renditions, audio) = tracks_of(db, &video.id)?;
     video.renditions = renditions.into_iter().map(Into::into).collect();
     video.audio = audio.into_iter().map(Into::into).collect();
     Ok(video)
+}
+
+/// The video with its gate and renditions, or 404.
+pub fn video(db: &Connection, id: &str) -> Result<Video, ApiError> {
+    with_tracks(db, row(db, id)?)
+}
+
+/// The video as `viewer` (a checksummed address, `None` for anonymous) may see it: 404, as for
+/// an unknown id, when it is not ready and not theirs; the failure reason only for the owner.
+/// Nothing more is read for a video the caller may not see.
+pub fn video_for(db: &Connection, id: &str, viewer: Option<&str>) -> Result<Video, ApiError> {
+    let mut video = row(db, id)?;
+    if !visible_to(&video.status, &video.owner, viewer) {
+        return Err(unknown(id));
+    }
+    if !is_owner(&video, viewer) {
+        video.hide_owner_details();
+    }
+    with_tracks(db, video)
+}
+
+pub fn is_owner(video: &Video, viewer: Option<&str>) -> bool {
+    viewer.is_some_and(|v| v.eq_ignore_ascii_case(&video.owner))
+}
+
+impl Video {
+    /// Drops what only the owner sees (a ready video has none; this keeps it so).
+    pub fn hide_owner_details(&mut self) {
+        self.error_code = None;
+        self.error = None;
+    }
 }
 
 pub struct ListQuery {

@@ -1,10 +1,15 @@
 //! The metadata API and the events endpoint, through the real host, the real metadata
 //! component and a real redis-server. Session tokens and event signatures are made with
 //! `streamgate-core`, the code the services themselves use: wallet sign-in has its own tests
-//! (tests/node), here the subject is what happens to videos.
+//! (tests/node), here the subject is what happens to videos, and who sees them.
 
 use host_tests::*;
+use rusqlite::Connection;
+use std::sync::atomic::{AtomicU32, Ordering};
 use streamgate_core::{edge_token, event_signature, keys, session};
+
+/// Unique ids for the events [`App::events`] sends.
+static EVENT_IDS: AtomicU32 = AtomicU32::new(1);
 
 const SESSION_SECRET: &str = "metadata-test-session-secret-0123456789";
 const EVENTS_SECRET: &str = "metadata-test-events-secret-0123456789";
@@ -15,40 +20,56 @@ const NFT: &str = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 struct App {
     host: Host,
     redis: Redis,
-    _state: tempfile::TempDir,
+    state: tempfile::TempDir,
 }
 
 fn app() -> App {
+    app_with(&[])
+}
+
+/// The app with extra Spin variables, on a fresh state directory.
+fn app_with(vars: &[(&str, &str)]) -> App {
+    app_in(tempfile::tempdir().unwrap(), vars)
+}
+
+/// The app on `state` (which may hold a database laid down beforehand).
+fn app_in(state: tempfile::TempDir, vars: &[(&str, &str)]) -> App {
     let redis = Redis::start();
-    let state = tempfile::tempdir().unwrap();
-    let host = HostConfig::new("spin.toml", state.path())
+    let mut config = HostConfig::new("spin.toml", state.path())
         .var("session_secret", SESSION_SECRET)
         .var("events_secret", EVENTS_SECRET)
         .var(
             "playback_secret",
             "metadata-test-playback-secret-0123456789",
         )
-        .redis(&redis)
-        .start();
-    App {
-        host,
-        redis,
-        _state: state,
+        .redis(&redis);
+    for (name, value) in vars {
+        config = config.var(name, *value);
     }
+    let host = config.start();
+    App { host, redis, state }
 }
 
 fn token(address: &str) -> String {
+    token_at(address, now(), 3600)
+}
+
+/// A session token for `address`, issued at `issued` and living `lifetime` seconds.
+fn token_at(address: &str, issued: i64, lifetime: i64) -> String {
     let keys = session::SessionKeys::from_config(SESSION_SECRET, None).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
     let mut jti = [0u8; 16];
-    jti[..8].copy_from_slice(&now.to_le_bytes());
+    jti[..8].copy_from_slice(&issued.to_le_bytes());
     jti[8] = address.as_bytes()[3];
-    session::issue_session(&keys, address.parse().unwrap(), 31337, now, 3600, jti)
-        .unwrap()
-        .token
+    session::issue_session(
+        &keys,
+        address.parse().unwrap(),
+        31337,
+        issued,
+        lifetime,
+        jti,
+    )
+    .unwrap()
+    .token
 }
 
 fn now() -> i64 {
@@ -59,10 +80,23 @@ fn now() -> i64 {
 }
 
 impl App {
+    /// A call as `who` (a fresh session of that wallet) or anonymous.
     fn call(&self, method: &str, path: &str, who: Option<&str>, body: Option<Value>) -> Reply {
+        let authorization = who.map(|who| format!("Bearer {}", token(who)));
+        self.send(method, path, authorization.as_deref(), body).0
+    }
+
+    /// A call with this `Authorization` header (or none); the answer and its `Retry-After`.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: Option<Value>,
+    ) -> (Reply, Option<String>) {
         let mut request = ureq::request(method, &self.host.url(path));
-        if let Some(who) = who {
-            request = request.set("authorization", &format!("Bearer {}", token(who)));
+        if let Some(authorization) = authorization {
+            request = request.set("authorization", authorization);
         }
         let result = match body {
             Some(b) => request.send_string(&b.to_string()),
@@ -73,10 +107,16 @@ impl App {
             Err(ureq::Error::Status(_, r)) => r,
             Err(e) => panic!("{method} {path}: {e}"),
         };
-        Reply {
+        let retry_after = response.header("retry-after").map(str::to_string);
+        let reply = Reply {
             status: response.status(),
             body: response.into_string().unwrap(),
-        }
+        };
+        (reply, retry_after)
+    }
+
+    fn created_id(&self, who: &str, title: &str) -> String {
+        self.create(who, title)["id"].as_str().unwrap().to_string()
     }
 
     fn create(&self, who: &str, title: &str) -> Value {
@@ -125,10 +165,77 @@ impl App {
             .collect()
     }
 
+    /// The video as its owner (Alice, in these tests) sees it.
     fn status(&self, id: &str) -> Value {
-        self.call("GET", &format!("/api/v1/videos/{id}"), None, None)
-            .json()
+        let reply = self.call("GET", &format!("/api/v1/videos/{id}"), Some(ALICE), None);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()
     }
+
+    /// Sends events as the native side does, in order, each expected to be applied.
+    fn events(&self, id: &str, events: &[(&str, Value)]) {
+        for (kind, data) in events {
+            let reply = self.event(
+                EVENTS_SECRET,
+                now(),
+                &json!({"id": format!("ev-{}", EVENT_IDS.fetch_add(1, Ordering::Relaxed)),
+                        "type": kind, "video_id": id, "data": data}),
+            );
+            assert_eq!(reply.status, 200, "{kind}: {}", reply.body);
+        }
+    }
+
+    /// The video made ready through the events the native side sends.
+    fn make_ready(&self, id: &str) {
+        let rendition = json!({"name": "360p", "width": 640, "height": 360, "bandwidth": 900_000,
+            "average_bandwidth": 800_000, "frame_rate": 30.0, "codecs": "avc1.64001e",
+            "init": "360p/init.mp4", "segments": [{"uri": "360p/seg_00001.m4s", "duration": 4.0}]});
+        self.events(
+            id,
+            &[
+                (
+                    "upload.completed",
+                    json!({"size": 10, "source": format!("sources/{id}")}),
+                ),
+                ("transcode.started", json!({"attempt": 1})),
+                (
+                    "transcode.completed",
+                    json!({"renditions": [rendition], "duration": 4.0}),
+                ),
+            ],
+        );
+    }
+
+    /// The ids one list call answers, or its refusal (status and body).
+    fn list_ids(&self, query: &str, who: Option<&str>) -> Result<Vec<String>, (u16, Value)> {
+        let reply = self.call("GET", &format!("/api/v1/videos?{query}"), who, None);
+        if reply.status != 200 {
+            return Err((reply.status, reply.json()));
+        }
+        Ok(reply.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_string())
+            .collect())
+    }
+}
+
+/// What a caller hears of a video it may not see is what it hears of one that does not exist:
+/// the same status and code, the same sentence but for the id.
+fn assert_hidden(app: &App, id: &str, who: Option<&str>) {
+    let hidden = app.call("GET", &format!("/api/v1/videos/{id}"), who, None);
+    let unknown_id = "nosuchvideo00000";
+    let unknown = app.call("GET", &format!("/api/v1/videos/{unknown_id}"), who, None);
+    assert_eq!(
+        (unknown.status, unknown.json()["code"].clone()),
+        (404, json!("not_found"))
+    );
+    assert_eq!(
+        (hidden.status, hidden.body.replace(id, "<id>")),
+        (unknown.status, unknown.body.replace(unknown_id, "<id>")),
+        "{who:?} cannot tell video {id} from an unknown id"
+    );
 }
 
 #[test]
@@ -206,6 +313,23 @@ fn only_the_owner_changes_the_gate_or_deletes() {
         .unwrap()
         .to_string();
     let new_gate = json!({"gate": [{"chain_id": 31337, "contract": NFT, "standard": "erc1155", "token_id": "5"}]});
+    // Not ready yet: to Bob the video does not exist, for writes as for reads.
+    let by_bob = app.call(
+        "PUT",
+        &format!("/api/v1/videos/{id}/gate"),
+        Some(BOB),
+        Some(new_gate.clone()),
+    );
+    assert_eq!(
+        (by_bob.status, by_bob.json()["code"].clone()),
+        (404, json!("not_found")),
+        "{}",
+        by_bob.body
+    );
+    let bob_delete = app.call("DELETE", &format!("/api/v1/videos/{id}"), Some(BOB), None);
+    assert_eq!(bob_delete.status, 404, "{}", bob_delete.body);
+    // Ready, it is public: Bob may see it, not change it.
+    app.make_ready(&id);
     let by_bob = app.call(
         "PUT",
         &format!("/api/v1/videos/{id}/gate"),
@@ -246,7 +370,7 @@ fn only_the_owner_changes_the_gate_or_deletes() {
     let deleted = app.call("DELETE", &format!("/api/v1/videos/{id}"), Some(ALICE), None);
     assert_eq!(deleted.status, 204);
     assert_eq!(
-        app.call("GET", &format!("/api/v1/videos/{id}"), None, None)
+        app.call("GET", &format!("/api/v1/videos/{id}"), Some(ALICE), None)
             .status,
         404
     );
@@ -379,35 +503,165 @@ fn signed_events_move_a_video_forward_and_queue_exactly_one_job() {
 }
 
 #[test]
-fn a_final_failure_is_stored_with_its_reason() {
+fn a_failure_from_an_older_worker_without_a_code_is_stored_as_transcode_failed() {
     let app = app();
-    let id = app.create(ALICE, "Not a video")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    for (n, kind, data) in [
-        (
-            1,
-            "upload.completed",
-            json!({"size": 5, "source": format!("sources/{id}")}),
-        ),
-        (2, "transcode.started", json!({"attempt": 1})),
-        (
-            3,
+    let id = app.created_id(ALICE, "Not a video");
+    app.events(
+        &id,
+        &[
+            (
+                "upload.completed",
+                json!({"size": 5, "source": format!("sources/{id}")}),
+            ),
+            ("transcode.started", json!({"attempt": 1})),
+            // A retryable failure changes nothing a reader sees.
+            (
+                "transcode.failed",
+                json!({"error": "the worker stopped", "final": false}),
+            ),
+        ],
+    );
+    let video = app.status(&id);
+    assert_eq!(video["status"], "transcoding");
+    assert!(video.get("error_code").is_none() && video.get("error").is_none());
+
+    // What workers sent before codes: a sentence and `final`, nothing else.
+    app.events(
+        &id,
+        &[(
             "transcode.failed",
             json!({"error": "the upload is not a video: no video stream", "final": true}),
-        ),
-    ] {
-        let reply = app.event(
-            EVENTS_SECRET,
-            now(),
-            &json!({"id": format!("f-{n}"), "type": kind, "video_id": id, "data": data}),
-        );
-        assert_eq!(reply.status, 200, "{}", reply.body);
-    }
+        )],
+    );
     let video = app.status(&id);
     assert_eq!(video["status"], "failed");
+    assert_eq!(video["error_code"], "transcode_failed");
     assert_eq!(video["error"], "the upload is not a video: no video stream");
+}
+
+#[test]
+fn a_failed_video_and_its_reason_are_its_owners_alone() {
+    let app = app();
+    let failed = app.created_id(ALICE, "Broken upload");
+    let sentence = "This file is not in a video format we accept (MP4, MOV, Matroska, WebM, \
+                    MPEG-TS). Export it as MP4 and upload it again.";
+    app.events(
+        &failed,
+        &[
+            (
+                "upload.completed",
+                json!({"size": 5, "source": format!("sources/{failed}")}),
+            ),
+            ("transcode.started", json!({"attempt": 1})),
+            ("transcode.progress", json!({"percent": 12})),
+            (
+                "transcode.failed",
+                json!({"code": "unsupported_format", "error": sentence, "final": true}),
+            ),
+        ],
+    );
+    let ready = app.created_id(ALICE, "Fine clip");
+    app.make_ready(&ready);
+    let pending = app.created_id(ALICE, "Still uploading");
+
+    // The owner sees why, in the video and in her own list.
+    let video = app.status(&failed);
+    assert_eq!(
+        (
+            video["status"].clone(),
+            video["error_code"].clone(),
+            video["error"].clone()
+        ),
+        (
+            json!("failed"),
+            json!("unsupported_format"),
+            json!(sentence)
+        )
+    );
+    let mine = app
+        .call(
+            "GET",
+            &format!("/api/v1/videos?owner={ALICE}"),
+            Some(ALICE),
+            None,
+        )
+        .json();
+    let items = mine["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{mine}");
+    let listed = items.iter().find(|v| v["id"] == failed.as_str()).unwrap();
+    assert_eq!(listed["error_code"], "unsupported_format");
+    assert_eq!(listed["error"], sentence);
+    assert_eq!(
+        app.list_ids(&format!("owner={ALICE}&status=failed"), Some(ALICE))
+            .unwrap(),
+        vec![failed.clone()]
+    );
+    assert_eq!(
+        app.list_ids(
+            &format!("owner={}&status=awaiting_upload", ALICE.to_lowercase()),
+            Some(ALICE)
+        )
+        .unwrap(),
+        vec![pending.clone()],
+        "her address in any case"
+    );
+
+    // Anyone else, signed in or not: the failed and the pending video do not exist.
+    for who in [None, Some(BOB)] {
+        assert_hidden(&app, &failed, who);
+        assert_hidden(&app, &pending, who);
+        for query in ["", "status=ready", &format!("owner={ALICE}"), "limit=100"] {
+            assert_eq!(
+                app.list_ids(query, who).unwrap(),
+                vec![ready.clone()],
+                "{who:?} lists `{query}`: the ready video only"
+            );
+        }
+        for status in ["failed", "awaiting_upload", "queued", "transcoding"] {
+            let (refused, body) = app
+                .list_ids(&format!("owner={ALICE}&status={status}"), who)
+                .unwrap_err();
+            assert_eq!(
+                (refused, body["code"].clone()),
+                (400, json!("invalid_query")),
+                "{who:?} asks for `{status}`"
+            );
+        }
+        let public = app.call("GET", &format!("/api/v1/videos/{ready}"), who, None);
+        assert_eq!(public.status, 200);
+        assert!(public.json().get("error_code").is_none());
+    }
+    // The owner's session does not show others' work in progress either, nor hers without
+    // `owner=`: only her own list does.
+    assert_eq!(app.list_ids("", Some(ALICE)).unwrap(), vec![ready.clone()]);
+    let bobs = app.created_id(BOB, "Bob's draft");
+    assert_hidden(&app, &bobs, Some(ALICE));
+    assert!(app
+        .list_ids(&format!("owner={BOB}"), Some(ALICE))
+        .unwrap()
+        .is_empty());
+
+    // A token that is presented must be valid: 401, not a quiet anonymous answer.
+    let expired = format!("Bearer {}", token_at(ALICE, now() - 7200, 3600));
+    for (authorization, code) in [
+        (expired.as_str(), "token_expired"),
+        ("Bearer not-a-jwt", "invalid_token"),
+        ("Basic YWxpY2U6cGFzcw==", "invalid_token"),
+    ] {
+        for path in [
+            format!("/api/v1/videos/{failed}"),
+            format!("/api/v1/videos/{ready}"),
+            format!("/api/v1/videos?owner={ALICE}"),
+        ] {
+            let (reply, _) = app.send("GET", &path, Some(authorization), None);
+            assert_eq!(
+                (reply.status, reply.json()["code"].clone()),
+                (401, json!(code)),
+                "{authorization} on {path}: {}",
+                reply.body
+            );
+        }
+    }
 }
 
 #[test]
@@ -430,7 +684,7 @@ fn lists_page_with_cursors_and_filter() {
             Some(c) => format!("/api/v1/videos?owner={ALICE}&limit=2&cursor={c}"),
             None => format!("/api/v1/videos?owner={ALICE}&limit=2"),
         };
-        let page = app.call("GET", &path, None, None).json();
+        let page = app.call("GET", &path, Some(ALICE), None).json();
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 2);
         seen.extend(items.iter().map(|v| v["id"].as_str().unwrap().to_string()));
@@ -450,22 +704,124 @@ fn lists_page_with_cursors_and_filter() {
     assert!(!seen.contains(&bobs));
     ids.push(bobs);
 
-    let all = app
-        .call(
-            "GET",
-            "/api/v1/videos?status=awaiting_upload&limit=100",
-            None,
-            None,
+    let pending = app
+        .list_ids(
+            &format!("owner={ALICE}&status=awaiting_upload&limit=100"),
+            Some(ALICE),
         )
-        .json();
-    assert_eq!(all["items"].as_array().unwrap().len(), ids.len());
+        .unwrap();
+    assert_eq!(pending.len(), 5);
     let none = app
         .call("GET", "/api/v1/videos?status=ready", None, None)
         .json();
-    assert_eq!(none["items"], json!([]));
+    assert_eq!(none["items"], json!([]), "nothing is ready yet");
+    // Ready videos page for everyone.
+    for id in &ids[..3] {
+        app.make_ready(id);
+    }
+    let public = app.list_ids("limit=2", None).unwrap();
+    let rest = app.call("GET", "/api/v1/videos?limit=2", None, None).json()["next_cursor"]
+        .as_str()
+        .map(|c| app.list_ids(&format!("limit=2&cursor={c}"), None).unwrap())
+        .unwrap_or_default();
+    let mut seen: Vec<String> = public.into_iter().chain(rest).collect();
+    seen.sort();
+    let mut expected = ids[..3].to_vec();
+    expected.sort();
+    assert_eq!(seen, expected, "the three ready videos, over two pages");
     assert_eq!(
         app.call("GET", "/api/v1/videos?cursor=nonsense", None, None)
             .json()["code"],
         "invalid_cursor"
     );
+}
+
+/// The metadata tables at schema version 2 (before failure codes), holding one video that
+/// failed with a sentence only; `column_added` as if a migration to version 3 had crashed
+/// after adding the column and before recording itself.
+fn lay_down_version_2(path: &std::path::Path, column_added: bool) {
+    let db = Connection::open(path).unwrap();
+    db.execute_batch(
+        "CREATE TABLE schema_migrations (scope TEXT NOT NULL, version INTEGER NOT NULL,
+            applied_at INTEGER NOT NULL, PRIMARY KEY (scope, version));
+         INSERT INTO schema_migrations VALUES ('metadata', 1, 0), ('metadata', 2, 0);
+         CREATE TABLE videos (id TEXT PRIMARY KEY, owner TEXT NOT NULL, title TEXT NOT NULL,
+            description TEXT, status TEXT NOT NULL, error TEXT, progress INTEGER, source TEXT,
+            poster TEXT, duration REAL, gate_version INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+         CREATE TABLE gate_rules (video_id TEXT NOT NULL, version INTEGER NOT NULL,
+            position INTEGER NOT NULL, rule TEXT NOT NULL, PRIMARY KEY (video_id, version, position));
+         CREATE TABLE renditions (video_id TEXT NOT NULL, position INTEGER NOT NULL,
+            name TEXT NOT NULL, rendition TEXT NOT NULL, PRIMARY KEY (video_id, position));
+         CREATE TABLE jobs (video_id TEXT NOT NULL, stream_id TEXT NOT NULL,
+            action TEXT NOT NULL, enqueued_at INTEGER NOT NULL);
+         CREATE TABLE applied_events (id TEXT PRIMARY KEY, video_id TEXT NOT NULL,
+            type TEXT NOT NULL, received_at INTEGER NOT NULL);
+         CREATE TABLE audio_tracks (video_id TEXT NOT NULL, position INTEGER NOT NULL,
+            name TEXT NOT NULL, track TEXT NOT NULL, PRIMARY KEY (video_id, position));",
+    )
+    .unwrap();
+    if column_added {
+        db.execute_batch("ALTER TABLE videos ADD COLUMN error_code TEXT")
+            .unwrap();
+    }
+    db.execute(
+        "INSERT INTO videos (id, owner, title, status, error, gate_version, created_at, updated_at)
+         VALUES ('oldfail1', ?1, 'clip', 'failed', 'no video stream', 1, 1, 1)",
+        [ALICE],
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_older_database_gains_failure_codes_even_after_a_crash_mid_migration() {
+    for column_added in [false, true] {
+        let state = tempfile::tempdir().unwrap();
+        lay_down_version_2(&state.path().join("sqlite_db.db"), column_added);
+        let app = app_in(state, &[]);
+
+        // Many first requests at once: whichever migrates, they all get a whole schema.
+        let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let calls: Vec<_> = (0..6)
+                .map(|_| {
+                    scope.spawn(|| {
+                        app.call("GET", "/api/v1/videos/oldfail1", Some(ALICE), None)
+                            .status
+                    })
+                })
+                .collect();
+            calls.into_iter().map(|c| c.join().unwrap()).collect()
+        });
+        let log = app.host.log();
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "column already there: {column_added}: {statuses:?}\n{log}"
+        );
+        let video = app.status("oldfail1");
+        assert_eq!(
+            (video["error_code"].clone(), video["error"].clone()),
+            (json!("transcode_failed"), json!("no video stream")),
+            "a video that failed before codes reads as transcode_failed"
+        );
+        assert_hidden(&app, "oldfail1", Some(BOB));
+        let db = Connection::open(app.state.path().join("sqlite_db.db")).unwrap();
+        let version: i64 = db
+            .query_row(
+                "SELECT MAX(version) FROM schema_migrations WHERE scope = 'metadata'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(version, 3);
+        // New failures land in the migrated schema.
+        let id = app.created_id(ALICE, "After the migration");
+        app.events(
+            &id,
+            &[(
+                "transcode.failed",
+                json!({"code": "source_too_long", "error": "The video is longer than 4 hours.", "final": true}),
+            )],
+        );
+        assert_eq!(app.status(&id)["error_code"], "source_too_long");
+    }
 }

@@ -80,7 +80,8 @@ export async function uploadReadyVideo(stack, { gate, seconds = 4, size = '640x3
   assert.equal(done.ok, true, `upload: ${done.error ?? ''}`);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const res = await api(stack.host.base, 'GET', `/api/v1/videos/${created.json.id}`);
+    // As the owner: until it is ready, the video is invisible to anyone else (docs/api.md).
+    const res = await api(stack.host.base, 'GET', `/api/v1/videos/${created.json.id}`, { token: stack.creator.token });
     assert.equal(res.status, 200, res.text);
     if (res.json.status === 'ready') return res.json;
     if (res.json.status === 'failed' || Date.now() > deadline) {
