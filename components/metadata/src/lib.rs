@@ -70,6 +70,50 @@ fn reader(request: &ApiRequest) -> Result<Option<String>, ApiError> {
     Ok(Some(signed_in(request)?.address.to_checksum(None)))
 }
 
+/// `max_pending_uploads_per_wallet`: a whole number, at least 1.
+fn pending_quota() -> Result<store::PendingQuota, ApiError> {
+    const NAME: &str = "max_pending_uploads_per_wallet";
+    let value = config::get(NAME)?;
+    let max = value
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| {
+            ApiError::new(
+                503,
+                "server_misconfigured",
+                format!("`{NAME}` must be a whole number of at least 1, got `{value}`"),
+            )
+        })?;
+    Ok(store::PendingQuota {
+        max,
+        window_secs: UPLOAD_TOKEN_SECS,
+    })
+}
+
+fn too_many_pending(
+    db: &spin_sdk::sqlite3::Connection,
+    owner: &str,
+    quota: &store::PendingQuota,
+    now: i64,
+) -> Result<ApiError, ApiError> {
+    // Without action a slot frees itself when the oldest pending upload URL expires.
+    let wait =
+        store::oldest_pending_expiry(db, owner, quota, now)?.map_or(1, |at| (at - now).max(1));
+    Ok(ApiError::new(
+        429,
+        "too_many_pending_uploads",
+        format!(
+            "this wallet already has as many videos waiting for their upload as it may ({}): \
+             finish uploading one of them, or delete one you no longer need \
+             (DELETE /api/v1/videos/{{id}}), then create this one again",
+            quota.max
+        ),
+    )
+    .with_retry_after(wait as u64))
+}
+
 fn chains() -> Result<std::collections::BTreeMap<u64, String>, ApiError> {
     Ok(core_config::chain_rpc_urls(&config::get(
         "chain_rpc_urls",
@@ -129,26 +173,35 @@ fn create(request: &ApiRequest) -> Result<Response, ApiError> {
     let upload_key = keys::derive(&config::get("events_secret")?, "upload");
     let media_base = config::get("media_base_url")?;
 
+    let quota = pending_quota()?;
+
     let id = streamgate_core::nonce::generate_nonce(random_bytes()?);
     let now = now();
+    let owner = session.address.to_checksum(None);
     let db = store::open()?;
-    store::insert_video(
+    let inserted = store::insert_video(
         &db,
         &id,
-        &session.address.to_checksum(None),
+        &owner,
         body.title.trim(),
         body.description.as_deref(),
         &gate,
+        &quota,
         now,
     )?;
+    if !inserted {
+        return Err(too_many_pending(&db, &owner, &quota, now)?);
+    }
 
     let expires = now + UPLOAD_TOKEN_SECS;
+    // The owner rides in the token (`data`), signed: the origin keeps per-wallet upload quotas
+    // without asking this app.
     let token = edge_token::sign(
         &EdgeToken {
             start: now,
             expires,
             acl: vec![format!("/uploads/{id}*")],
-            data: None,
+            data: Some(owner),
         },
         &upload_key,
     );

@@ -103,6 +103,17 @@ fn video_from(row: &spin_sdk::sqlite3::Row<'_>) -> Video {
     }
 }
 
+/// How many videos one wallet may have awaiting their upload, and how long such a video counts:
+/// its upload URL's lifetime (after that the URL is dead and the video abandoned).
+pub struct PendingQuota {
+    pub max: i64,
+    pub window_secs: i64,
+}
+
+/// Inserts the video unless its owner already has `quota.max` videos awaiting an upload whose
+/// URL still works; false (and nothing stored) if so. The count and the insert are one
+/// statement, so concurrent creations cannot together pass the limit.
+#[allow(clippy::too_many_arguments)]
 pub fn insert_video(
     db: &Connection,
     id: &str,
@@ -110,14 +121,17 @@ pub fn insert_video(
     title: &str,
     description: Option<&str>,
     gate: &[GateRule],
+    quota: &PendingQuota,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     // Rules first, under version 1; the video row that points at them comes last, so a video
     // is never visible without its gate.
     write_gate_version(db, id, 1, gate)?;
     db.execute(
         "INSERT INTO videos (id, owner, title, description, status, created_at, updated_at, gate_version)
-         VALUES (?, ?, ?, ?, 'awaiting_upload', ?, ?, 1)",
+         SELECT ?, ?, ?, ?, 'awaiting_upload', ?, ?, 1
+         WHERE (SELECT COUNT(*) FROM videos
+                WHERE owner = ? AND status = 'awaiting_upload' AND created_at > ?) < ?",
         &[
             text(id),
             text(owner),
@@ -125,10 +139,40 @@ pub fn insert_video(
             description.map_or(Value::Null, text),
             Value::Integer(now),
             Value::Integer(now),
+            text(owner),
+            Value::Integer(now - quota.window_secs),
+            Value::Integer(quota.max),
         ],
     )
     .map_err(db_error)?;
-    Ok(())
+    if db.changes() == 1 {
+        return Ok(true);
+    }
+    // Refused: the rules written for this (fresh, random) id belong to no video.
+    db.execute("DELETE FROM gate_rules WHERE video_id = ?", &[text(id)])
+        .map_err(db_error)?;
+    Ok(false)
+}
+
+/// When the oldest of the owner's pending uploads stops counting (its URL expires), if any.
+pub fn oldest_pending_expiry(
+    db: &Connection,
+    owner: &str,
+    quota: &PendingQuota,
+    now: i64,
+) -> Result<Option<i64>, ApiError> {
+    let result = db
+        .execute(
+            "SELECT MIN(created_at) AS oldest FROM videos
+             WHERE owner = ? AND status = 'awaiting_upload' AND created_at > ?",
+            &[text(owner), Value::Integer(now - quota.window_secs)],
+        )
+        .map_err(db_error)?;
+    let oldest = result
+        .rows()
+        .next()
+        .and_then(|row| row.get::<i64>("oldest"));
+    Ok(oldest.map(|oldest| oldest + quota.window_secs))
 }
 
 fn write_gate_version(

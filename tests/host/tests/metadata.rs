@@ -296,7 +296,13 @@ fn creating_a_video_needs_a_session_and_a_valid_gate() {
     let (path, token) = url.split_once("?token=").unwrap();
     assert!(path.ends_with(&format!("/uploads/{id}")), "{url}");
     let upload_key = keys::derive(EVENTS_SECRET, "upload");
-    assert!(edge_token::verify(token, &[&upload_key], &format!("/uploads/{id}"), now()).is_ok());
+    let verified = edge_token::verify(token, &[&upload_key], &format!("/uploads/{id}"), now())
+        .expect("the upload token verifies for its own path");
+    assert_eq!(
+        verified.data.as_deref(),
+        Some(ALICE),
+        "the token names the owner, for the origin's per-wallet quotas"
+    );
     assert!(edge_token::verify(token, &[&upload_key], "/uploads/another-video", now()).is_err());
 
     let video = app.status(id);
@@ -733,6 +739,123 @@ fn lists_page_with_cursors_and_filter() {
         app.call("GET", "/api/v1/videos?cursor=nonsense", None, None)
             .json()["code"],
         "invalid_cursor"
+    );
+}
+
+#[test]
+fn a_wallet_may_have_only_so_many_videos_awaiting_upload() {
+    let app = app_with(&[("max_pending_uploads_per_wallet", "2")]);
+    let first = app.created_id(ALICE, "One");
+    let second = app.created_id(ALICE, "Two");
+
+    let create = |who: &str| {
+        app.send(
+            "POST",
+            "/api/v1/videos",
+            Some(&format!("Bearer {}", token(who))),
+            Some(json!({"title": "One more"})),
+        )
+    };
+    let (refused, retry_after) = create(ALICE);
+    assert_eq!(
+        (refused.status, refused.json()["code"].clone()),
+        (429, json!("too_many_pending_uploads")),
+        "{}",
+        refused.body
+    );
+    let sentence = refused.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        sentence.contains("finish") && sentence.contains("delete"),
+        "the answer says what to do: {sentence}"
+    );
+    // Without action, a slot frees when the oldest pending upload URL expires (24 h).
+    let wait: i64 = retry_after.expect("Retry-After").parse().unwrap();
+    assert!((86_000..=86_400).contains(&wait), "Retry-After {wait}");
+    let mine = |status: &str| {
+        app.list_ids(&format!("owner={ALICE}&status={status}"), Some(ALICE))
+            .unwrap()
+    };
+    assert_eq!(
+        mine("awaiting_upload").len(),
+        2,
+        "the refused one was not stored"
+    );
+
+    // The limit is per wallet.
+    app.create(BOB, "Bob's");
+
+    // An upload that completes frees its slot...
+    app.events(
+        &first,
+        &[(
+            "upload.completed",
+            json!({"size": 10, "source": format!("sources/{first}")}),
+        )],
+    );
+    let third = app.created_id(ALICE, "Three");
+    assert_eq!(create(ALICE).0.status, 429);
+    // ...so does a deleted video...
+    let deleted = app.call(
+        "DELETE",
+        &format!("/api/v1/videos/{second}"),
+        Some(ALICE),
+        None,
+    );
+    assert_eq!(deleted.status, 204);
+    let fourth = app.created_id(ALICE, "Four");
+    assert_eq!(create(ALICE).0.status, 429);
+
+    // ...and one whose upload URL expired: abandoned, it no longer counts (its creation is
+    // moved back a day and a second, as if the creator had walked away then).
+    let db = Connection::open(app.state.path().join("sqlite_db.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    let moved = db
+        .execute(
+            "UPDATE videos SET created_at = created_at - 86401 WHERE id = ?1",
+            [&third],
+        )
+        .unwrap();
+    assert_eq!(moved, 1);
+    let (reply, _) = create(ALICE);
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(create(ALICE).0.status, 429);
+    let pending = mine("awaiting_upload");
+    assert_eq!(
+        pending.len(),
+        3,
+        "the abandoned one is still listed to its owner"
+    );
+    assert!(pending.contains(&third) && pending.contains(&fourth));
+}
+
+#[test]
+fn concurrent_creations_cannot_pass_the_pending_upload_limit_together() {
+    let app = app_with(&[("max_pending_uploads_per_wallet", "3")]);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..12)
+            .map(|i| {
+                let app = &app;
+                scope.spawn(move || {
+                    app.call(
+                        "POST",
+                        "/api/v1/videos",
+                        Some(ALICE),
+                        Some(json!({"title": format!("Race {i}")})),
+                    )
+                    .status
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((created, refused), (3, 9), "{statuses:?}");
+    assert_eq!(
+        app.list_ids(&format!("owner={ALICE}&limit=100"), Some(ALICE))
+            .unwrap()
+            .len(),
+        3
     );
 }
 
