@@ -43,7 +43,9 @@ pub fn verify(
         }
     }
     let timestamp = timestamp.ok_or_else(|| bad("no timestamp"))?;
-    if (now - timestamp).abs() > TOLERANCE_SECS {
+    // `abs_diff` cannot overflow: a timestamp anywhere in i64 (or a receiver's clock anywhere)
+    // is just far away.
+    if now.abs_diff(timestamp) > TOLERANCE_SECS.unsigned_abs() {
         return Err(ApiError::new(
             401,
             "stale_event",
@@ -108,6 +110,47 @@ mod tests {
         let moved = header.replacen("t=1000", "t=1200", 1);
         assert_eq!(
             verify(Some(&moved), &[b"k1"], body, 1200).unwrap_err().code,
+            "bad_event_signature"
+        );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_a_panic() {
+        let body = b"{}";
+        let now = 1_714_564_800;
+        for t in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX] {
+            let header = sign(b"k1", t, body);
+            assert_eq!(
+                verify(Some(&header), &[b"k1"], body, now).unwrap_err().code,
+                "stale_event",
+                "t={t}"
+            );
+            // A receiver whose clock is at the other end of the range.
+            for clock in [i64::MIN, i64::MAX] {
+                if clock.abs_diff(t) > 300 {
+                    assert_eq!(
+                        verify(Some(&header), &[b"k1"], body, clock)
+                            .unwrap_err()
+                            .code,
+                        "stale_event",
+                        "t={t} now={clock}"
+                    );
+                }
+            }
+        }
+        // At the ends of the range a genuine, fresh event still verifies.
+        for t in [i64::MIN, i64::MAX] {
+            let header = sign(b"k1", t, body);
+            assert_eq!(verify(Some(&header), &[b"k1"], body, t).unwrap(), t);
+        }
+        let edge = sign(b"k1", i64::MAX - 300, body);
+        assert!(verify(Some(&edge), &[b"k1"], body, i64::MAX).is_ok());
+        let edge = sign(b"k1", i64::MIN + 300, body);
+        assert!(verify(Some(&edge), &[b"k1"], body, i64::MIN).is_ok());
+        // A timestamp that does not fit i64 is no timestamp at all.
+        let header = "t=9223372036854775808,v1=00";
+        assert_eq!(
+            verify(Some(header), &[b"k1"], body, now).unwrap_err().code,
             "bad_event_signature"
         );
     }
