@@ -11,7 +11,8 @@ use streamgate_core::video::{
 };
 use streamgate_core::{event_signature, keys};
 use streamgate_spin::request::ApiRequest;
-use streamgate_spin::{config, now, response};
+use streamgate_spin::secrets::Rotating;
+use streamgate_spin::{now, response};
 
 use crate::{queue, store};
 
@@ -60,11 +61,11 @@ struct Failed {
 }
 
 fn event_keys() -> Result<Vec<[u8; 32]>, ApiError> {
-    let mut keys = vec![keys::derive(&config::get("events_secret")?, "events")];
-    if let Some(previous) = config::optional("events_secret_previous") {
-        keys.push(keys::derive(&previous, "events"));
-    }
-    Ok(keys)
+    let secrets = Rotating::load("events_secret")?;
+    Ok(secrets
+        .all()
+        .map(|secret| keys::derive(secret, "events"))
+        .collect())
 }
 
 fn data<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, ApiError> {

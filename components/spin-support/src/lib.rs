@@ -8,6 +8,7 @@ pub mod migrations;
 pub mod playback_keys;
 pub mod request;
 pub mod response;
+pub mod secrets;
 pub mod session;
 pub mod video_schema;
 

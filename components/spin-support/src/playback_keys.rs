@@ -3,7 +3,7 @@
 use streamgate_core::api_error::ApiError;
 use streamgate_core::session::MIN_SECRET_BYTES;
 
-use crate::config;
+use crate::secrets::Rotating;
 
 pub struct PlaybackKeys {
     pub current: Vec<u8>,
@@ -12,8 +12,8 @@ pub struct PlaybackKeys {
 
 impl PlaybackKeys {
     pub fn load() -> Result<Self, ApiError> {
-        let current = config::get("playback_secret")?;
-        if current.len() < MIN_SECRET_BYTES {
+        let secrets = Rotating::load("playback_secret")?;
+        if secrets.current.len() < MIN_SECRET_BYTES {
             return Err(ApiError::new(
                 503,
                 "server_misconfigured",
@@ -21,8 +21,8 @@ impl PlaybackKeys {
             ));
         }
         Ok(Self {
-            current: current.into_bytes(),
-            previous: config::optional("playback_secret_previous").map(String::into_bytes),
+            current: secrets.current.into_bytes(),
+            previous: secrets.previous.map(String::into_bytes),
         })
     }
 

@@ -7,7 +7,7 @@ use spin_sdk::key_value::Store;
 use streamgate_core::api_error::ApiError;
 use streamgate_core::session::{check_bearer, Session, SessionError, SessionKeys};
 
-use crate::config;
+use crate::secrets::Rotating;
 
 fn revoked_key(jti: &str) -> String {
     format!("session:revoked:{jti}")
@@ -35,9 +35,11 @@ pub fn key_value() -> Result<Store, ApiError> {
 
 /// The keys from `session_secret` / `session_secret_previous`.
 pub fn keys() -> Result<SessionKeys, ApiError> {
-    let current = config::get("session_secret")?;
-    let previous = config::optional("session_secret_previous");
-    Ok(SessionKeys::from_config(&current, previous.as_deref())?)
+    let secrets = Rotating::load("session_secret")?;
+    Ok(SessionKeys::from_config(
+        &secrets.current,
+        secrets.previous.as_deref(),
+    )?)
 }
 
 /// Who is calling: the verified, unrevoked session of the `Authorization` header.
