@@ -199,10 +199,19 @@ test('signed URLs: tampered, expired, other-video and missing tokens are 403 fro
   const fields = `st=${now - 600}~exp=${now - 300}~acl=/stream/${id}/*!/media/${id}/*`;
   const hmac = createHmac('sha256', host.vars.playback_secret).update(fields).digest('hex');
   assert.deepEqual(await codeOf(await at(`/stream/${id}/master.m3u8`, `${fields}~hmac=${hmac}`)), [403, 'token_expired']);
-  // Unknown video: 404; not ready: 409.
+  // Unknown video: 404; not ready: 409 to its owner, and to anyone else exactly what an
+  // unknown id gets (a video that is not ready is not shown to others).
   const fresh = await api(host.base, 'POST', '/api/v1/videos', { token: creator.token, json: { title: 'Not yet' } });
   assertError(await playback(fresh.json.id, creator), 409, 'not_ready');
-  assertError(await playback('no-such-video', creator), 404, 'not_found');
+  const unknown = await playback('no-such-video', creator);
+  assertError(unknown, 404, 'not_found');
+  const stranger = await playback(fresh.json.id, holder);
+  assertError(stranger, 404, 'not_found');
+  assert.equal(
+    stranger.json.error,
+    unknown.json.error.replace('no-such-video', fresh.json.id),
+    'the same answer as for an unknown id',
+  );
 });
 
 test('chain down: the gate fails closed with 503 gate_check_unavailable', async () => {

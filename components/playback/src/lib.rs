@@ -55,9 +55,9 @@ async fn playback(request: &ApiRequest, id: &str) -> Result<Response, ApiError> 
     )?;
     let keys = PlaybackKeys::load()?;
     let db = video_schema::open()?;
-    let video = video_schema::ready_to_play(&db, id)?;
-
     let viewer = session.address;
+    let video = video_schema::ready_to_play(&db, id, &viewer)?;
+
     let is_owner = video.owner.eq_ignore_ascii_case(&viewer.to_checksum(None));
     if !is_owner && !video.gate.is_empty() {
         let ttl = CacheTtl {

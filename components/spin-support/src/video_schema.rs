@@ -173,9 +173,20 @@ fn not_ready_unless_ready(status: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The video if it can be played now: 404 if unknown, 409 `not_ready` until it is `ready`.
-pub fn ready_to_play(db: &Connection, id: &str) -> Result<PlayableVideo, ApiError> {
+/// The video if it can be played now: 404 if unknown; until it is `ready`, 409 `not_ready`
+/// to its owner and, to anyone else, the same 404 as an unknown id (a video that is not ready
+/// is its owner's alone: docs/api.md, "Who sees what").
+pub fn ready_to_play(
+    db: &Connection,
+    id: &str,
+    viewer: &streamgate_core::rpc::Address,
+) -> Result<PlayableVideo, ApiError> {
     let video = playable(db, id)?;
+    if video.status != streamgate_core::video::VideoStatus::Ready.as_str()
+        && !video.owner.eq_ignore_ascii_case(&viewer.to_checksum(None))
+    {
+        return Err(ApiError::not_found(format!("no video `{id}`")));
+    }
     not_ready_unless_ready(&video.status)?;
     Ok(video)
 }
