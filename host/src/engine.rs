@@ -1,6 +1,13 @@
 //! The wasmtime `Engine`: compiled once, shared by every component and request.
 
+use std::time::Duration;
+
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the engine's epoch advances (Spin's default). A guest running compiled code checks
+/// the epoch at function entries and loop heads, so it can be interrupted within about this
+/// long, however it loops.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Sized for this project's scale (a handful of components, tens of concurrent requests on a
 /// small machine) rather than wasmtime's defaults of a thousand of everything.
@@ -27,5 +34,24 @@ pub fn new() -> anyhow::Result<Engine> {
 
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&config).map_err(anyhow::Error::from)
+    // Every store then needs an epoch deadline (the server sets one per request).
+    config.epoch_interruption(true);
+    let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+    start_epoch_ticker(&engine);
+    Ok(engine)
+}
+
+/// One thread for the life of the process, advancing the epoch every [`EPOCH_TICK`].
+fn start_epoch_ticker(engine: &Engine) {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match engine.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
+        })
+        .expect("spawning the epoch ticker thread");
 }

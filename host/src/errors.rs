@@ -1,7 +1,7 @@
 //! The answers the host gives itself, in the API's error shape:
 //! `{"error": "<sentence>", "code": "<snake_case>"}` with `content-type: application/json`.
 //! A component's own answers are the component's business; everything the host says when no
-//! component does (no route, an unreadable request, a trap) is here.
+//! component does (no route, an unreadable request, a trap, a deadline) is here.
 
 use std::convert::Infallible;
 
@@ -55,6 +55,15 @@ pub fn internal_error() -> Response {
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal_error",
         "The request failed inside the server. It has been logged.",
+    )
+}
+
+/// 504: the component did not finish within the request deadline.
+pub fn timeout(limit_secs: u64) -> Response {
+    json(
+        StatusCode::GATEWAY_TIMEOUT,
+        "timeout",
+        &format!("The request did not complete within its {limit_secs} s limit."),
     )
 }
 

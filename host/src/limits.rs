@@ -6,6 +6,12 @@ use std::time::Duration;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Limits {
+    /// Seconds a request may run in its component, from instantiation to the end of its
+    /// answer; past it the guest is stopped (CPU loops too, by epoch interruption) and, if it
+    /// had not answered yet, the client gets 504 `timeout`.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
+
     /// Seconds a client may take to send a request head, and the longest a keep-alive
     /// connection may sit idle between requests; past it the connection is closed.
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
@@ -18,6 +24,10 @@ pub struct Limits {
 }
 
 impl Limits {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_secs(self.header_read_timeout_secs)
     }

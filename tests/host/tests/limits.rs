@@ -105,3 +105,60 @@ fn a_request_body_that_stalls_fails_the_read_and_closes_the_connection() {
     // And the host serves on.
     assert_eq!(host.get("/exact").status, 200);
 }
+
+#[test]
+fn a_guest_that_never_stops_gets_a_json_504_within_the_deadline() {
+    let state = tempfile::tempdir().unwrap();
+    let host = probe_with(state.path(), &["--request-timeout-secs", "2"]);
+
+    std::thread::scope(|s| {
+        // More looping guests than the machine has cores: without interruption they would hold
+        // every worker thread.
+        let loops: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let started = Instant::now();
+                    (host.get_headed("/?op=loop"), started.elapsed())
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        // While they spin, the host serves everyone else.
+        for _ in 0..5 {
+            let started = Instant::now();
+            assert_eq!(host.get("/exact").status, 200);
+            assert!(
+                started.elapsed() < Duration::from_millis(500),
+                "a request beside the loops took {:?}",
+                started.elapsed()
+            );
+        }
+        for handle in loops {
+            let (reply, took) = handle.join().unwrap();
+            assert_eq!(reply.status, 504, "{}", reply.body);
+            assert_eq!(
+                reply.header("content-type").unwrap_or_default(),
+                "application/json"
+            );
+            assert_eq!(reply.json()["code"], "timeout", "{}", reply.body);
+            assert!(
+                took >= Duration::from_millis(1900) && took < Duration::from_secs(4),
+                "stopped after {took:?}"
+            );
+        }
+    });
+
+    // A guest that waits rather than computes is stopped the same way.
+    let started = Instant::now();
+    let reply = host.get_headed("/?op=sleep&ms=20000");
+    assert_eq!(reply.status, 504, "{}", reply.body);
+    assert_eq!(reply.json()["code"], "timeout");
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    assert_eq!(host.get("/exact").status, 200, "the host keeps serving");
+    assert!(
+        host.logs_eventually("component `probe` (route /...) did not answer within 2s"),
+        "{}",
+        host.log()
+    );
+}

@@ -25,6 +25,8 @@ async fn handle(req: Request) -> Response {
         "redis" => body(&req).map(redis_op),
         "sleep" => Ok(sleep(&req)),
         "trap" => panic!("probe asked to trap"),
+        // Computes forever without calling the host: only epoch interruption can stop it.
+        "loop" => spin_forever(),
         "env" => Ok(
             json!({ "value": std::env::var(query_param(req.query(), "name").unwrap_or_default()).ok() }),
         ),
@@ -259,4 +261,11 @@ fn sleep(req: &Request) -> Value {
     let start = now();
     std::thread::sleep(Duration::from_millis(ms));
     json!({ "start_ms": start, "end_ms": now() })
+}
+
+fn spin_forever() -> ! {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
 }
