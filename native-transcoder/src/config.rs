@@ -17,6 +17,19 @@ pub struct Keys {
     pub upload: Vec<[u8; 32]>,
 }
 
+/// A secret that is set must be as long as the Spin side requires ([`keys::MIN_SECRET_BYTES`]):
+/// a start-up error naming the variable, so the two sides never disagree about a key.
+fn check_length(name: &str, secret: &str) -> Result<()> {
+    keys::check_secret(name, secret).map_err(|e| {
+        anyhow::anyhow!(
+            "{name} needs at least {} bytes, it has {}; use the same value as the Spin app \
+             (scripts/up generates 64 hex characters in .spin/secrets.env)",
+            keys::MIN_SECRET_BYTES,
+            e.len
+        )
+    })
+}
+
 impl Keys {
     pub fn from_secrets(current: Option<&str>, previous: Option<&str>) -> Result<Keys> {
         let current = current.map(str::trim).filter(|s| !s.is_empty());
@@ -26,8 +39,17 @@ impl Keys {
                  to the Spin app's events_secret (scripts/up generates one in .spin/secrets.env)"
             );
         };
+        check_length(
+            "the events secret (STREAMGATE_EVENTS_SECRET or SPIN_VARIABLE_EVENTS_SECRET)",
+            current,
+        )?;
         let mut upload = vec![keys::derive(current, "upload")];
         if let Some(previous) = previous.map(str::trim).filter(|s| !s.is_empty()) {
+            check_length(
+                "the previous events secret (STREAMGATE_EVENTS_SECRET_PREVIOUS or \
+                 SPIN_VARIABLE_EVENTS_SECRET_PREVIOUS)",
+                previous,
+            )?;
             upload.push(keys::derive(previous, "upload"));
         }
         Ok(Keys {
@@ -60,15 +82,17 @@ impl PlaybackKeys {
         let Some(current) = current.filter(|s| !s.is_empty()) else {
             return Ok(None);
         };
-        let min = streamgate_core::session::MIN_SECRET_BYTES;
-        if current.len() < min {
-            bail!(
-                "the playback secret (STREAMGATE_PLAYBACK_SECRET or SPIN_VARIABLE_PLAYBACK_SECRET) \
-                 needs at least {min} bytes"
-            );
-        }
+        check_length(
+            "the playback secret (STREAMGATE_PLAYBACK_SECRET or SPIN_VARIABLE_PLAYBACK_SECRET)",
+            current,
+        )?;
         let mut keys = vec![current.as_bytes().to_vec()];
         if let Some(previous) = previous.filter(|s| !s.is_empty()) {
+            check_length(
+                "the previous playback secret (STREAMGATE_PLAYBACK_SECRET_PREVIOUS or \
+                 SPIN_VARIABLE_PLAYBACK_SECRET_PREVIOUS)",
+                previous,
+            )?;
             keys.push(previous.as_bytes().to_vec());
         }
         Ok(Some(PlaybackKeys { keys }))
@@ -124,4 +148,72 @@ pub fn now_unix() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "0123456789abcdef0123456789abcdef";
+    const OLD: &str = "fedcba9876543210fedcba9876543210";
+    const SHORT: &str = "0123456789abcdef0123456789abcde"; // 31 bytes
+
+    fn error_of<T>(r: Result<T>) -> String {
+        match r {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn every_events_secret_needs_32_bytes() {
+        let keys = Keys::from_secrets(Some(GOOD), Some(OLD)).unwrap();
+        assert_eq!(keys.upload.len(), 2);
+        assert_eq!(keys.events, keys::derive(GOOD, "events"));
+        assert_eq!(keys.upload[1], keys::derive(OLD, "upload"));
+        // Empty or blank previous: no rotation.
+        assert_eq!(
+            Keys::from_secrets(Some(GOOD), Some(" "))
+                .unwrap()
+                .upload
+                .len(),
+            1
+        );
+
+        let e = error_of(Keys::from_secrets(Some(SHORT), None));
+        assert!(
+            e.contains("STREAMGATE_EVENTS_SECRET ") && e.contains("32 bytes"),
+            "{e}"
+        );
+        let e = error_of(Keys::from_secrets(Some(GOOD), Some(SHORT)));
+        assert!(
+            e.contains("STREAMGATE_EVENTS_SECRET_PREVIOUS") && e.contains("32 bytes"),
+            "{e}"
+        );
+        assert!(!e.contains(SHORT), "the secret is not printed: {e}");
+        // Surrounding whitespace is not key material.
+        let padded = format!("  {SHORT}\n");
+        assert!(Keys::from_secrets(Some(&padded), None).is_err());
+        let e = error_of(Keys::from_secrets(None, Some(GOOD)));
+        assert!(e.contains("no events secret"), "{e}");
+    }
+
+    #[test]
+    fn every_playback_secret_needs_32_bytes() {
+        assert!(PlaybackKeys::from_secrets(None, Some(SHORT))
+            .unwrap()
+            .is_none());
+        let keys = PlaybackKeys::from_secrets(Some(GOOD), Some(OLD))
+            .unwrap()
+            .unwrap();
+        assert_eq!(keys.refs(), [GOOD.as_bytes(), OLD.as_bytes()]);
+        let e = error_of(PlaybackKeys::from_secrets(Some(SHORT), None));
+        assert!(
+            e.contains("STREAMGATE_PLAYBACK_SECRET ") && e.contains("32 bytes"),
+            "{e}"
+        );
+        let e = error_of(PlaybackKeys::from_secrets(Some(GOOD), Some(SHORT)));
+        assert!(e.contains("STREAMGATE_PLAYBACK_SECRET_PREVIOUS"), "{e}");
+        assert!(!e.contains(SHORT), "the secret is not printed: {e}");
+    }
 }

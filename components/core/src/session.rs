@@ -32,8 +32,8 @@ use crate::api_error::ApiError;
 
 /// Default session lifetime.
 pub const DEFAULT_SESSION_TTL_SECS: i64 = 24 * 60 * 60;
-/// Shortest secret accepted (bytes).
-pub const MIN_SECRET_BYTES: usize = 32;
+/// Shortest secret accepted (bytes): the same for every key ([`crate::keys::MIN_SECRET_BYTES`]).
+pub use crate::keys::MIN_SECRET_BYTES;
 /// Longest bearer token looked at; ours are ~300 bytes.
 pub const MAX_TOKEN_BYTES: usize = 4096;
 

@@ -15,6 +15,7 @@ use streamgate_core::siwe::rfc3339_utc;
 use streamgate_core::video::{self, GateRule, VideoStatus};
 use streamgate_core::{config as core_config, keys};
 use streamgate_spin::request::ApiRequest;
+use streamgate_spin::secrets::Rotating;
 use streamgate_spin::{config, now, random_bytes, response};
 
 const BODY_LIMIT: usize = 64 * 1024;
@@ -170,7 +171,7 @@ fn create(request: &ApiRequest) -> Result<Response, ApiError> {
         check_text("description", d, MAX_DESCRIPTION_CHARS, false)?;
     }
     let gate = video::validate_gate(body.gate, &chains()?)?;
-    let upload_key = keys::derive(&config::get("events_secret")?, "upload");
+    let upload_key = keys::derive(&Rotating::load("events_secret")?.current, "upload");
     let media_base = config::get("media_base_url")?;
 
     let quota = pending_quota()?;

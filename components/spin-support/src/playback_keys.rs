@@ -1,7 +1,6 @@
 //! The signed-URL keys: `playback_secret`, and `playback_secret_previous` during a rotation.
 
 use streamgate_core::api_error::ApiError;
-use streamgate_core::session::MIN_SECRET_BYTES;
 
 use crate::secrets::Rotating;
 
@@ -13,13 +12,6 @@ pub struct PlaybackKeys {
 impl PlaybackKeys {
     pub fn load() -> Result<Self, ApiError> {
         let secrets = Rotating::load("playback_secret")?;
-        if secrets.current.len() < MIN_SECRET_BYTES {
-            return Err(ApiError::new(
-                503,
-                "server_misconfigured",
-                format!("`playback_secret` needs at least {MIN_SECRET_BYTES} bytes"),
-            ));
-        }
         Ok(Self {
             current: secrets.current.into_bytes(),
             previous: secrets.previous.map(String::into_bytes),

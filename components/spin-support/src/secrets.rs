@@ -1,8 +1,12 @@
 //! Secrets that rotate: the Spin variable `<name>` and, during a rotation, `<name>_previous`
 //! (absent or empty = no rotation under way). Every key the components use is loaded here, so
-//! "current first, then previous" is read one way everywhere.
+//! "current first, then previous" is read one way everywhere, and both must have
+//! [`MIN_SECRET_BYTES`] (else 503 `server_misconfigured` naming the variable).
 
 use streamgate_core::api_error::ApiError;
+use streamgate_core::keys::check_secret;
+#[cfg(doc)]
+use streamgate_core::keys::MIN_SECRET_BYTES;
 
 use crate::config;
 
@@ -13,12 +17,17 @@ pub struct Rotating {
 }
 
 impl Rotating {
-    /// Reads `<name>` (503 `server_misconfigured` when unavailable) and `<name>_previous`.
+    /// Reads `<name>` and `<name>_previous`; 503 `server_misconfigured` when the current one is
+    /// unavailable or either is shorter than the minimum.
     pub fn load(name: &str) -> Result<Self, ApiError> {
-        Ok(Self {
-            current: config::get(name)?,
-            previous: config::optional(&format!("{name}_previous")),
-        })
+        let current = config::get(name)?;
+        check_secret(name, &current)?;
+        let previous_name = format!("{name}_previous");
+        let previous = config::optional(&previous_name);
+        if let Some(previous) = &previous {
+            check_secret(&previous_name, previous)?;
+        }
+        Ok(Self { current, previous })
     }
 
     /// Current first: a token is checked against the key most likely to have signed it.
