@@ -30,6 +30,10 @@ sg_setup() {
     for pkg in "${SG_APT_PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
+    # kubectl (its `kustomize`) and openssl: the offline checks of infra/k8s (tests/python).
+    # Debian's kubernetes-client only where no kubectl is on PATH (the machine may bring a newer one).
+    command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     if [ "${#missing[@]}" -gt 0 ]; then
         sg_log "installing ${missing[*]}"
         sg_apt update -qq
@@ -67,8 +71,8 @@ sg_node_setup() {
         echo "Python 3 with pip is needed for tests/python (eth-account), and python3 is not on PATH" >&2
         return 1
     fi
-    if ! python3 -c 'import eth_account' 2>/dev/null; then
-        sg_log "installing Python eth-account (tests/python)"
+    if ! python3 -c 'import eth_account, pytest, kubernetes_validate' 2>/dev/null; then
+        sg_log "installing tests/python's packages (eth-account, pytest, kubernetes-validate)"
         python3 -m pip install --quiet --root-user-action=ignore -r "$SG_ROOT/tests/python/requirements.txt"
     fi
 }
