@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
-use streamgate_spin_app::allowed_hosts::AllowedHosts;
+use streamgate_spin_app::allowed_hosts::{AllowedHosts, Rules};
 use streamgate_spin_app::manifest::{AppManifest, HttpRoute};
 use streamgate_spin_app::routing::Router;
 use streamgate_spin_app::variables::{AppVariable, Resolver};
@@ -42,6 +42,8 @@ pub struct LoadOptions<'a> {
     pub runtime_config: Option<&'a Path>,
     /// Where the listener is, for routing relative self-requests back into the app.
     pub listen: SocketAddr,
+    /// Whose rules read `allowed_outbound_hosts`: released Spin 4.0.2's unless asked otherwise.
+    pub allowed_hosts_rules: Rules,
 }
 
 pub async fn load(engine: &Engine, options: LoadOptions<'_>) -> anyhow::Result<App> {
@@ -67,6 +69,9 @@ pub async fn load(engine: &Engine, options: LoadOptions<'_>) -> anyhow::Result<A
         streamgate_spin_app::variables::env_provider(),
     )?;
 
+    // As Spin's loader does before anything runs: every component, used by a trigger or not.
+    streamgate_spin_app::validate_components(&manifest, &variables, options.allowed_hosts_rules)?;
+
     let runtime_config = RuntimeConfig::load(options.runtime_config, options.state_dir)?;
     let (key_value, sqlite) = open_stores(&manifest, &runtime_config).await?;
 
@@ -89,6 +94,7 @@ pub async fn load(engine: &Engine, options: LoadOptions<'_>) -> anyhow::Result<A
             &component.id,
             &component.allowed_outbound_hosts,
             &services.variables,
+            options.allowed_hosts_rules,
         )?;
         let context = Arc::new(ComponentContext {
             id: component.id.clone(),
@@ -142,10 +148,11 @@ fn allowed_hosts(
     component: &str,
     entries: &[String],
     variables: &Resolver,
+    rules: Rules,
 ) -> anyhow::Result<AllowedHosts> {
-    AllowedHosts::validate(entries, variables)
+    AllowedHosts::validate(entries, variables, rules)
         .with_context(|| format!("component `{component}`: allowed_outbound_hosts"))?;
-    Ok(AllowedHosts::resolve(entries, variables).unwrap_or_else(|e| {
+    Ok(AllowedHosts::resolve(entries, variables, rules).unwrap_or_else(|e| {
         tracing::error!(
             component,
             "allowed_outbound_hosts could not be resolved, so all outbound connections are refused: {e}"

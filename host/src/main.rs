@@ -59,6 +59,12 @@ struct UpArgs {
     /// A Spin runtime config file (key-value stores and SQLite databases beyond `default`).
     #[arg(long)]
     runtime_config_file: Option<PathBuf>,
+    /// Read `allowed_outbound_hosts` with the rules of Spin's main branch (2026) instead of
+    /// released Spin 4.0.2's: a templated entry that resolves to nothing (`https://` from an
+    /// empty variable) is skipped rather than refused, and IPv6 literals need no port. An app
+    /// that needs this does not load on released Spin.
+    #[arg(long)]
+    spin_main_allowed_hosts: bool,
     #[command(flatten)]
     limits: limits::Limits,
 }
@@ -121,6 +127,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             state_dir: &state_dir,
             runtime_config: args.runtime_config_file.as_deref(),
             listen,
+            allowed_hosts_rules: if args.spin_main_allowed_hosts {
+                streamgate_spin_app::allowed_hosts::Rules::Main
+            } else {
+                streamgate_spin_app::allowed_hosts::Rules::Released
+            },
         },
     )
     .await?;

@@ -13,10 +13,13 @@
 //! * A trailing `/` is tolerated; any other path is rejected.
 //! * `insecure:allow-all` as the only entry is rejected with Spin's hint to use `*://*:*`
 //!   (it only ever meant something in the deprecated `allowed_http_hosts`).
-//! * Templated entries (`https://{{ host }}`) are resolved with the app variables; a resolution
-//!   that is empty, `http://` or `https://` is dropped, which lets an empty variable switch an
-//!   optional endpoint off. Before the app runs, Spin validates templated entries using default
-//!   values only ([`AllowedHosts::validate`]).
+//! * Templated entries (`https://{{ host }}`) are resolved with the app variables. Before the
+//!   app runs, Spin validates templated entries using default values only
+//!   ([`AllowedHosts::validate`]).
+//! * Two sets of rules ([`Rules`]): released Spin's (3.x up to 4.0.2, and the 3.6.3 inside
+//!   SpinKube's containerd shim), the default, and those of Spin's main branch (2026), which
+//!   skip a templated entry that resolves to nothing, so an empty variable can switch an optional
+//!   endpoint off, and which read IPv6 literals and CIDR blocks without a port.
 //! * `http://*.spin.internal` (service chaining) is expanded to one entry per component of the
 //!   app ([`AllowedHosts::with_service_chaining_components`]).
 //!
@@ -60,6 +63,22 @@ pub enum AllowedHostsError {
     },
 }
 
+/// Which Spin's rules apply to `allowed_outbound_hosts`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rules {
+    /// Released Spin, 3.x up to 4.0.2 (`crates/outbound-networking-config` at `v4.0.2`): a
+    /// templated entry that resolves to `https://` (an empty variable) is malformed, at load
+    /// time when it is the default and at run time otherwise; the port is whatever follows the
+    /// last `:`, so `http://[::1]` is malformed; a wildcard suffix is taken as written (compared
+    /// case-sensitively); any number of trailing `/` is tolerated.
+    #[default]
+    Released,
+    /// Spin's main branch (2026): a templated entry resolving to `""`, `http://` or `https://`
+    /// is skipped; IPv6 literals and CIDR blocks need no port; a wildcard suffix must be a
+    /// domain (normalised); one trailing `/` at most.
+    Main,
+}
+
 /// A component's parsed `allowed_outbound_hosts`. The default allows nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowedHosts {
@@ -69,30 +88,34 @@ pub struct AllowedHosts {
 impl AllowedHosts {
     /// Parses literal entries (no templates left in them), like Spin's parse of a manifest
     /// entry without `{{ }}`. Every entry must be valid; an empty entry is an error.
-    pub fn parse(entries: &[String]) -> Result<Self, AllowedHostsError> {
+    pub fn parse(entries: &[String], rules: Rules) -> Result<Self, AllowedHostsError> {
         reject_insecure_allow_all(entries)?;
         let entries = entries
             .iter()
-            .map(|e| AllowedHost::parse(e))
+            .map(|e| AllowedHost::parse(e, rules))
             .collect::<Result<_, _>>()?;
         Ok(Self { entries })
     }
 
     /// Parses entries as written in the manifest, resolving templates with the app variables
     /// (provider values, then defaults) — what Spin does when a component first makes an
-    /// outbound connection. Templated entries resolving to `""`, `http://` or `https://` are
-    /// skipped.
+    /// outbound connection. Under [`Rules::Main`], templated entries resolving to `""`,
+    /// `http://` or `https://` are skipped; under [`Rules::Released`] they are malformed.
     ///
     /// Spin does not refuse to start when this fails (e.g. a template naming an undeclared
     /// variable, or an environment value that is not a valid host): it logs the error and
     /// refuses every outbound connection of that component. Run [`Self::validate`] at startup
     /// for the checks Spin does make before serving.
-    pub fn resolve(entries: &[String], resolver: &Resolver) -> Result<Self, AllowedHostsError> {
+    pub fn resolve(
+        entries: &[String],
+        resolver: &Resolver,
+        rules: Rules,
+    ) -> Result<Self, AllowedHostsError> {
         reject_insecure_allow_all(entries)?;
         let mut parsed = Vec::with_capacity(entries.len());
         for entry in entries {
             match parse_template(entry)? {
-                None => parsed.push(AllowedHost::parse(entry)?),
+                None => parsed.push(AllowedHost::parse(entry, rules)?),
                 Some(_) => {
                     let resolved = resolver.resolve_template(entry).map_err(|source| {
                         AllowedHostsError::Template {
@@ -100,7 +123,7 @@ impl AllowedHosts {
                             source,
                         }
                     })?;
-                    if let Some(host) = parse_or_skip(&resolved)? {
+                    if let Some(host) = parse_resolved(&resolved, rules)? {
                         parsed.push(host);
                     }
                 }
@@ -112,17 +135,21 @@ impl AllowedHosts {
     /// The load-time check of Spin's loader: literal entries must parse; a templated entry
     /// must parse after substituting *default* values, unless some variable in it has no
     /// default (or is undeclared), in which case it is not checked until run time.
-    pub fn validate(entries: &[String], resolver: &Resolver) -> Result<(), AllowedHostsError> {
+    pub fn validate(
+        entries: &[String],
+        resolver: &Resolver,
+        rules: Rules,
+    ) -> Result<(), AllowedHostsError> {
         reject_insecure_allow_all(entries)?;
         for entry in entries {
             let Some(template) = parse_template(entry)? else {
-                AllowedHost::parse(entry)?;
+                AllowedHost::parse(entry, rules)?;
                 continue;
             };
             let Ok(resolved) = resolver.resolve_template_with_defaults(entry) else {
                 continue;
             };
-            parse_or_skip(&resolved).map_err(|err| AllowedHostsError::InvalidDefault {
+            parse_resolved(&resolved, rules).map_err(|err| AllowedHostsError::InvalidDefault {
                 template: template.to_string(),
                 resolved: resolved.clone(),
                 reason: match err {
@@ -236,12 +263,14 @@ fn parse_template(entry: &str) -> Result<Option<Template>, AllowedHostsError> {
     Ok((!template.is_literal()).then_some(template))
 }
 
-/// Parses a *resolved template*; an empty resolution disables the entry instead of failing.
-fn parse_or_skip(resolved: &str) -> Result<Option<AllowedHost>, AllowedHostsError> {
-    if resolved.is_empty() || resolved == "http://" || resolved == "https://" {
+/// Parses a *resolved template*. Under [`Rules::Main`] an empty resolution disables the entry
+/// instead of failing (Spin main's `parse_or_skip`); released Spin parses it like any entry.
+fn parse_resolved(resolved: &str, rules: Rules) -> Result<Option<AllowedHost>, AllowedHostsError> {
+    let empty = resolved.is_empty() || resolved == "http://" || resolved == "https://";
+    if empty && rules == Rules::Main {
         Ok(None)
     } else {
-        AllowedHost::parse(resolved).map(Some)
+        AllowedHost::parse(resolved, rules).map(Some)
     }
 }
 
@@ -336,7 +365,7 @@ fn invalid(entry: &str, reason: impl fmt::Display) -> AllowedHostsError {
 impl AllowedHost {
     /// Spin's `AllowedHostConfig::parse`, including its order of checks (port, then scheme,
     /// then host), so the same entries fail with the same complaint.
-    fn parse(original: &str) -> Result<Self, AllowedHostsError> {
+    fn parse(original: &str, rules: Rules) -> Result<Self, AllowedHostsError> {
         let entry = original.trim();
         let Some((scheme, rest)) = entry.split_once("://") else {
             return Err(match entry {
@@ -355,13 +384,14 @@ impl AllowedHost {
             });
         };
 
-        // Split host from port at the last ':' — unless the whole remainder is itself a valid
-        // host (an IPv6 literal or CIDR block, whose colons are not port separators).
+        // Split host from port at the last ':'. Spin main first checks whether the whole
+        // remainder is itself a valid host (an IPv6 literal or CIDR block, whose colons are not
+        // port separators); released Spin does not (`http://[::1]` has port "1]").
         let (host, port) = match rest.rsplit_once(':') {
             None => (rest, ""),
             Some((host, "")) => (host, ""),
             Some((host, tail)) => {
-                if HostSpec::parse(rest).is_ok() {
+                if rules == Rules::Main && HostSpec::parse(rest, rules).is_ok() {
                     (rest, "")
                 } else {
                     let port = match tail.split_once('/') {
@@ -387,7 +417,7 @@ impl AllowedHost {
                 format!("Invalid allowed host scheme {scheme:?}: {e}"),
             )
         })?;
-        let host = HostSpec::parse(host)
+        let host = HostSpec::parse(host, rules)
             .map_err(|e| invalid(original, format!("Invalid allowed host {host:?}: {e}")))?;
 
         Ok(Self {
@@ -425,7 +455,7 @@ impl SchemeSpec {
 }
 
 impl HostSpec {
-    fn parse(host: &str) -> Result<Self, String> {
+    fn parse(host: &str, rules: Rules) -> Result<Self, String> {
         let host = host.trim();
         if host == "*" {
             return Ok(Self::Any);
@@ -443,13 +473,19 @@ impl HostSpec {
         if let Some(cidr) = Cidr::parse(host) {
             return Ok(Self::Cidr(cidr));
         }
-        let host = host.strip_suffix('/').unwrap_or(host);
+        let host = match rules {
+            Rules::Released => host.trim_end_matches('/'),
+            Rules::Main => host.strip_suffix('/').unwrap_or(host),
+        };
         if host.contains('/') {
             return Err("must not include a path".into());
         }
         if let Some(domain) = host.strip_prefix("*.") {
             if domain.contains('*') {
                 return Err("wildcards are allowed only as prefixes".into());
+            }
+            if rules == Rules::Released {
+                return Ok(Self::AnySubdomain(format!(".{domain}")));
             }
             return match Host::parse(domain) {
                 Ok(Host::Domain(domain)) => Ok(Self::AnySubdomain(format!(".{domain}"))),
@@ -578,14 +614,39 @@ mod tests {
     use crate::variables::AppVariable;
     use std::collections::BTreeMap;
 
+    /// Entries parsed with both sets of rules, which must agree; see `released_and_main_differ`
+    /// for the entries where they do not.
     fn hosts(entries: &[&str]) -> AllowedHosts {
         let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
-        AllowedHosts::parse(&entries).unwrap_or_else(|e| panic!("{entries:?}: {e}"))
+        let released = AllowedHosts::parse(&entries, Rules::Released)
+            .unwrap_or_else(|e| panic!("{entries:?}: {e}"));
+        let main = AllowedHosts::parse(&entries, Rules::Main)
+            .unwrap_or_else(|e| panic!("{entries:?}: {e}"));
+        assert_eq!(released.entries.len(), main.entries.len());
+        released
+    }
+
+    /// Main's rules: the ones the cases below were taken from.
+    fn main_hosts(entries: &[&str]) -> AllowedHosts {
+        let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
+        AllowedHosts::parse(&entries, Rules::Main).unwrap_or_else(|e| panic!("{entries:?}: {e}"))
+    }
+
+    fn parse_with(entry: &str, rules: Rules) -> Result<AllowedHosts, AllowedHostsError> {
+        AllowedHosts::parse(&[entry.to_string()], rules)
     }
 
     fn parse_one(entry: &str) -> Result<AllowedHosts, AllowedHostsError> {
-        AllowedHosts::parse(&[entry.to_string()])
+        parse_with(entry, Rules::Released)
     }
+
+    /// Entries only Spin main reads as the table below expects (IPv6 literals without a port,
+    /// wildcard suffixes compared normalised).
+    const MAIN_ONLY: [&str; 3] = [
+        "http://[::1]",
+        "http://*.Example.COM",
+        "http://2001:db8::/32",
+    ];
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
@@ -697,8 +758,13 @@ mod tests {
             (&[], "http://example.com", false),
         ];
         for (entries, dest, expected) in cases {
+            let allowed = if entries.iter().any(|e| MAIN_ONLY.contains(e)) {
+                main_hosts(entries)
+            } else {
+                hosts(entries)
+            };
             assert_eq!(
-                hosts(entries).allows(&url(dest)),
+                allowed.allows(&url(dest)),
                 *expected,
                 "{entries:?} -> {dest}"
             );
@@ -724,9 +790,65 @@ mod tests {
         }
     }
 
+    /// Entries that Spin 4.0.2 and Spin main read differently: the host follows released Spin
+    /// unless told otherwise (`streamgate-host up --spin-main-allowed-hosts`).
+    #[test]
+    fn released_and_main_differ() {
+        // Released Spin splits the port at the last ':' whatever precedes it.
+        for entry in [
+            "http://[::1]",
+            "https://[2001:db8::1]",
+            "http://ff00::/8",
+            "https://2001:db8::/32",
+            "http://::1/128",
+        ] {
+            parse_with(entry, Rules::Main).unwrap_or_else(|e| panic!("{entry:?}: {e}"));
+            assert!(
+                parse_with(entry, Rules::Released).is_err(),
+                "Spin 4.0.2 rejects {entry:?}"
+            );
+        }
+        // Released Spin trims every trailing '/' and takes a wildcard suffix as written.
+        for entry in [
+            "http://example.com//",
+            "http://*.example.com//",
+            "http://*.127.0.0.1",
+            "http://*.192.168.001.001",
+        ] {
+            parse_with(entry, Rules::Released).unwrap_or_else(|e| panic!("{entry:?}: {e}"));
+            assert!(
+                parse_with(entry, Rules::Main).is_err(),
+                "Spin main rejects {entry:?}"
+            );
+        }
+        // ... so a wildcard suffix in capitals never matches a (lower-cased) destination there.
+        let released = AllowedHosts::parse(&["http://*.Example.COM".into()], Rules::Released);
+        assert!(!released.unwrap().allows(&url("http://foo.example.com")));
+        assert!(main_hosts(&["http://*.Example.COM"]).allows(&url("http://foo.example.com")));
+        // Both read a port after an IPv6 literal or CIDR block.
+        for rules in [Rules::Released, Rules::Main] {
+            for entry in [
+                "http://[::1]:8080",
+                "http://2001:db8::/32:443",
+                "*://[::1]:80",
+            ] {
+                parse_with(entry, rules).unwrap_or_else(|e| panic!("{entry:?} {rules:?}: {e}"));
+            }
+        }
+    }
+
     #[test]
     fn rejected_entries() {
         // From Spin's rejects_* tests, plus no-scheme and scheme/port rules.
+        let released_accepts = [
+            "http://example.com//",
+            "http://*.example.com//",
+            "http://self//",
+            "http://*.127.0.0.1",
+            "http://*.192.168.001.001",
+            "http://*.",
+            "http://*.:8080",
+        ];
         for bad in [
             "http://example.com:notaport",
             "http://example.com:8080..70000",
@@ -788,7 +910,16 @@ mod tests {
             "?",
             ":",
         ] {
-            assert!(parse_one(bad).is_err(), "expected {bad:?} to be rejected");
+            assert!(
+                parse_with(bad, Rules::Main).is_err(),
+                "expected {bad:?} to be rejected"
+            );
+            if !released_accepts.contains(&bad) {
+                assert!(
+                    parse_with(bad, Rules::Released).is_err(),
+                    "expected Spin 4.0.2 to reject {bad:?}"
+                );
+            }
         }
     }
 
@@ -815,7 +946,14 @@ mod tests {
             "redis://myredishost.com:6379",
             "http://*.spin.internal",
         ] {
-            parse_one(good).unwrap_or_else(|e| panic!("{good:?}: {e}"));
+            parse_with(good, Rules::Main).unwrap_or_else(|e| panic!("{good:?}: {e}"));
+            let ipv6_without_port = matches!(
+                good,
+                "http://ff00::/8" | "https://2001:db8::/32" | "http://::1/128"
+            );
+            if !ipv6_without_port {
+                parse_one(good).unwrap_or_else(|e| panic!("Spin 4.0.2, {good:?}: {e}"));
+            }
         }
     }
 
@@ -842,7 +980,9 @@ mod tests {
         );
         // Only special-cased as the sole entry.
         let two = ["insecure:allow-all".to_string(), "http://a.com".to_string()];
-        let err = AllowedHosts::parse(&two).unwrap_err().to_string();
+        let err = AllowedHosts::parse(&two, Rules::Released)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("does not contain a scheme"), "{err}");
     }
 
@@ -950,28 +1090,36 @@ mod tests {
         let allowed = AllowedHosts::resolve(
             &strings(&["http://{{ dbhost }}", "redis://{{ dbhost }}:{{ dbport }}"]),
             &r,
+            Rules::Released,
         )
         .unwrap();
         assert!(allowed.allows(&url("http://example.com")));
         assert!(allowed.allows(&url("redis://example.com:5678")));
         assert!(!allowed.allows(&url("redis://example.com:1234")));
 
-        // allowed_hosts_ignores_empty_due_to_empty_variables
-        let allowed = AllowedHosts::resolve(
-            &strings(&["https://{{ one }}", "{{ one }}", "https://three"]),
-            &r,
-        )
-        .unwrap();
+        // allowed_hosts_ignores_empty_due_to_empty_variables (Spin main only)
+        let optional = strings(&["https://{{ one }}", "{{ one }}", "https://three"]);
+        let allowed = AllowedHosts::resolve(&optional, &r, Rules::Main).unwrap();
         assert_eq!(allowed.entries().collect::<Vec<_>>(), ["https://three"]);
         // ...but a literal empty entry is still an error.
-        assert!(AllowedHosts::resolve(&strings(&[""]), &r).is_err());
+        assert!(AllowedHosts::resolve(&strings(&[""]), &r, Rules::Main).is_err());
+        // Spin 4.0.2 parses what the template gives: `https://` is malformed.
+        for entry in ["https://{{ one }}", "{{ one }}"] {
+            let err = AllowedHosts::resolve(&strings(&[entry]), &r, Rules::Released).unwrap_err();
+            assert!(
+                matches!(err, AllowedHostsError::InvalidEntry { .. }),
+                "{err}"
+            );
+        }
 
         // Undeclared variable / malformed template: errors at resolution.
         assert!(matches!(
-            AllowedHosts::resolve(&strings(&["http://{{ nope }}"]), &r),
+            AllowedHosts::resolve(&strings(&["http://{{ nope }}"]), &r, Rules::Released),
             Err(AllowedHostsError::Template { .. })
         ));
-        assert!(AllowedHosts::resolve(&strings(&["http://{{ dbhost"]), &r).is_err());
+        assert!(
+            AllowedHosts::resolve(&strings(&["http://{{ dbhost"]), &r, Rules::Released).is_err()
+        );
     }
 
     #[test]
@@ -981,11 +1129,21 @@ mod tests {
             &[("dbhost", Some("zoinks, Scooby!")), ("required_host", None)],
             &[("required_host", "example.com")],
         );
-        AllowedHosts::validate(&strings(&["http://x.y", "*://my.db:*"]), &r).unwrap();
-        AllowedHosts::validate(&strings(&["http://x.y", "zootle! wurdl!", "}{ !!**"]), &r)
-            .unwrap_err();
+        AllowedHosts::validate(
+            &strings(&["http://x.y", "*://my.db:*"]),
+            &r,
+            Rules::Released,
+        )
+        .unwrap();
+        AllowedHosts::validate(
+            &strings(&["http://x.y", "zootle! wurdl!", "}{ !!**"]),
+            &r,
+            Rules::Released,
+        )
+        .unwrap_err();
         // bad_variables_make_hosts_invalid, with Spin's message shape.
-        let err = AllowedHosts::validate(&strings(&["http://{{ dbhost }}"]), &r).unwrap_err();
+        let err = AllowedHosts::validate(&strings(&["http://{{ dbhost }}"]), &r, Rules::Released)
+            .unwrap_err();
         assert!(
             err.to_string().starts_with(
                 "using default variable value(s) with template \"http://{{ dbhost }}\" results in invalid config \"http://zoinks, Scooby!\""
@@ -993,10 +1151,47 @@ mod tests {
             "{err}"
         );
         // missing_variables_ignored_when_checking_validity: no default, or undeclared.
-        AllowedHosts::validate(&strings(&["http://{{ required_host }}"]), &r).unwrap();
-        AllowedHosts::validate(&strings(&["http://{{ undeclared }}"]), &r).unwrap();
+        AllowedHosts::validate(
+            &strings(&["http://{{ required_host }}"]),
+            &r,
+            Rules::Released,
+        )
+        .unwrap();
+        AllowedHosts::validate(&strings(&["http://{{ undeclared }}"]), &r, Rules::Released)
+            .unwrap();
         // Malformed template and insecure:allow-all are still load-time errors.
-        AllowedHosts::validate(&strings(&["http://{{ x"]), &r).unwrap_err();
-        AllowedHosts::validate(&strings(&["insecure:allow-all"]), &r).unwrap_err();
+        AllowedHosts::validate(&strings(&["http://{{ x"]), &r, Rules::Released).unwrap_err();
+        AllowedHosts::validate(&strings(&["insecure:allow-all"]), &r, Rules::Released).unwrap_err();
+    }
+
+    /// The check that kept `spin.toml` from loading on released Spin: a default that empties a
+    /// templated entry. Spin 4.0.2 refuses it with this message; Spin main skips the entry.
+    #[test]
+    fn empty_default_is_malformed_on_released_spin() {
+        let r = resolver(
+            &[("tls_host", Some("")), ("plain_host", Some("rpc:8545"))],
+            &[],
+        );
+        let entries = strings(&["http://{{ plain_host }}", "https://{{ tls_host }}"]);
+        let err = AllowedHosts::validate(&entries, &r, Rules::Released).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "using default variable value(s) with template \"https://{{ tls_host }}\" results in \
+             invalid config \"https://\": Invalid allowed host \"\": empty host"
+        );
+        AllowedHosts::validate(&entries, &r, Rules::Main).unwrap();
+        // A value set at run time that empties the entry: released Spin cannot parse the
+        // component's allowed hosts at all, so it refuses all of its outbound connections.
+        let r = resolver(&[("tls_host", Some("rpc.invalid"))], &[("tls_host", "")]);
+        let entries = strings(&["https://{{ tls_host }}"]);
+        AllowedHosts::validate(&entries, &r, Rules::Released).unwrap();
+        AllowedHosts::resolve(&entries, &r, Rules::Released).unwrap_err();
+        assert_eq!(
+            AllowedHosts::resolve(&entries, &r, Rules::Main)
+                .unwrap()
+                .entries()
+                .count(),
+            0
+        );
     }
 }
