@@ -2,7 +2,7 @@
 # Everything here is idempotent: on a machine that already has what it needs, it does nothing.
 
 SG_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SG_WASM_PACKAGES=(health auth metadata playback manifest probe uses-llm)
+SG_WASM_PACKAGES=(health auth metadata playback manifest web probe uses-llm)
 # faketime: the sign-in tests shift one host's clock to see a nonce expire (tests/node).
 # ffmpeg (with ffprobe): the native transcoder's worker and its tests (native-transcoder).
 # chromium: headless browser playback with hls.js and dash.js (tests/node/browser_playback.test.js).
@@ -81,6 +81,7 @@ sg_node_setup() {
 sg_build() {
     # SG_SKIP_BUILD=1 reuses what is built (e.g. while another build holds the target dir).
     [ -n "${SG_SKIP_BUILD:-}" ] && return 0
+    sg_web_build
     local args=()
     local pkg
     for pkg in "${SG_WASM_PACKAGES[@]}"; do args+=(-p "$pkg"); done
@@ -88,6 +89,23 @@ sg_build() {
     (cd "$SG_ROOT" && cargo build --locked --release --target wasm32-wasip2 "${args[@]}")
     sg_log "building the host and native services"
     (cd "$SG_ROOT" && cargo build --locked --release)
+}
+
+# The web app's front end (web/): its npm packages (`npm ci` when node_modules is missing or
+# package-lock.json changed since the last install), then `npm run build` into web/dist, which
+# the web component embeds (components/web/build.rs). Vite rebuilds in a few seconds; the
+# component's build only reruns when web/dist changed.
+sg_web_build() {
+    local dir="$SG_ROOT/web"
+    local stamp="$dir/node_modules/.streamgate-lock.sha256" want
+    want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        sg_log "installing the web app's npm packages (web: npm ci)"
+        (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund)
+        echo "$want" > "$stamp"
+    fi
+    sg_log "building the web app (web: vite build)"
+    (cd "$dir" && npm run --silent build)
 }
 
 # The private Redis's users (infra/redis/users.acl.template): default off, one for operators and

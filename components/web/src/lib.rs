@@ -1,0 +1,321 @@
+//! The web app: serves the static build of `web/` (embedded at build time by `build.rs`).
+//!
+//! - `/assets/*` are fingerprinted by the build: `cache-control: public, max-age=31536000,
+//!   immutable`.
+//! - `/`, `/watch/<id>`, `/studio`, `/browse` (the app's own routes) answer `index.html` with
+//!   `no-cache` and an `ETag`, so a browser revalidates it and picks up a new build at once.
+//! - Brotli or gzip, precompressed by the build, when the client's `Accept-Encoding` takes it.
+//! - A strict Content-Security-Policy: scripts and styles from this origin only (none inline),
+//!   network, media and images from this origin, `stream_base_url` and `media_base_url` (the
+//!   player fetches playlists and segments there; `blob:` media is hls.js's MediaSource).
+//! - This component holds the catch-all route, so an unknown path under the API's prefixes
+//!   answers the API's JSON 404, not a page.
+
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::{http_component, variables};
+
+pub struct Asset {
+    path: &'static str,
+    content_type: &'static str,
+    etag: &'static str,
+    body: &'static [u8],
+    br: Option<&'static [u8]>,
+    gzip: Option<&'static [u8]>,
+}
+
+include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const API_PREFIXES: [&str; 4] = ["/api/", "/stream/", "/internal/", "/media/"];
+
+#[http_component]
+fn handle(req: Request) -> Response {
+    let path = req.path().to_string();
+    if API_PREFIXES
+        .iter()
+        .any(|p| path.starts_with(p) || path == p.trim_end_matches('/'))
+    {
+        return json(404, "not_found", "No route matches this path.");
+    }
+    let head = match req.method() {
+        Method::Get => false,
+        Method::Head => true,
+        _ => {
+            let mut r = json(405, "method_not_allowed", "Use GET.");
+            r.set_header("allow", "GET, HEAD");
+            return r;
+        }
+    };
+    if path == "/config.json" {
+        return app_config(head);
+    }
+    if ASSETS.is_empty() {
+        return json(
+            503,
+            "web_app_not_built",
+            "The web app was not built into this component (npm run build in web/, then build the component).",
+        );
+    }
+    let (asset, cache) = if let Some(a) = ASSETS.iter().find(|a| a.path == path) {
+        let cache = if a.path.starts_with("/assets/") {
+            IMMUTABLE
+        } else {
+            "no-cache"
+        };
+        (a, cache)
+    } else if is_app_route(&path) {
+        match ASSETS.iter().find(|a| a.path == "/index.html") {
+            Some(a) => (a, "no-cache"),
+            None => return json(503, "web_app_not_built", "index.html is missing."),
+        }
+    } else {
+        return page_not_found(head);
+    };
+
+    let csp = content_security_policy();
+    if header(&req, "if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == asset.etag)) {
+        return Response::builder()
+            .status(304)
+            .header("etag", asset.etag)
+            .header("cache-control", cache)
+            .header("vary", "accept-encoding")
+            .build();
+    }
+    let accept = header(&req, "accept-encoding").unwrap_or_default();
+    let (body, encoding) = match (asset.br, asset.gzip) {
+        (Some(br), _) if accepts(&accept, "br") => (br, Some("br")),
+        (_, Some(gz)) if accepts(&accept, "gzip") => (gz, Some("gzip")),
+        _ => (asset.body, None),
+    };
+    let mut builder = Response::builder();
+    builder
+        .status(200)
+        .header("content-type", asset.content_type)
+        .header("cache-control", cache)
+        .header("etag", asset.etag)
+        .header("vary", "accept-encoding")
+        .header("content-length", body.len().to_string());
+    if let Some(e) = encoding {
+        builder.header("content-encoding", e);
+    }
+    security_headers(&mut builder, &csp);
+    if head {
+        builder.build()
+    } else {
+        builder.body(body.to_vec()).build()
+    }
+}
+
+/// The front end's own routes, all answered by `index.html`.
+fn is_app_route(path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    if matches!(path, "" | "/studio" | "/browse") {
+        return true;
+    }
+    match path.strip_prefix("/watch/") {
+        Some(id) => {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }
+        None => false,
+    }
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.header(name)
+        .and_then(|v| v.as_str())
+        .map(|s| s.to_string())
+}
+
+/// Whether `Accept-Encoding` takes `coding` (named, not with `q=0`). `*` counts.
+fn accepts(accept: &str, coding: &str) -> bool {
+    accept.split(',').any(|item| {
+        let mut parts = item.split(';');
+        let name = parts.next().unwrap_or("").trim();
+        if !(name.eq_ignore_ascii_case(coding) || name == "*") {
+            return false;
+        }
+        !parts.any(|p| {
+            let p = p.trim();
+            p.len() > 2
+                && p[..2].eq_ignore_ascii_case("q=")
+                && p[2..].trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
+        })
+    })
+}
+
+/// `scheme://host[:port]` of a configured URL, or `None` when it is not a plain http(s) URL
+/// (so nothing odd ever reaches the policy).
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.is_empty()
+        || !authority
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+    {
+        return None;
+    }
+    Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+}
+
+fn content_security_policy() -> String {
+    let mut others = String::new();
+    for name in ["media_base_url", "stream_base_url"] {
+        if let Some(o) = variables::get(name).ok().and_then(|v| origin_of(&v)) {
+            if !others.contains(&o) {
+                others.push(' ');
+                others.push_str(&o);
+            }
+        }
+    }
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:{others}; \
+         media-src 'self' blob:{others}; connect-src 'self'{others}; \
+         manifest-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; \
+         frame-ancestors 'none'"
+    )
+}
+
+fn security_headers(builder: &mut spin_sdk::http::ResponseBuilder, csp: &str) {
+    builder
+        .header("content-security-policy", csp)
+        .header("x-content-type-options", "nosniff")
+        .header("referrer-policy", "strict-origin-when-cross-origin")
+        .header("cross-origin-opener-policy", "same-origin")
+        .header(
+            "permissions-policy",
+            "camera=(), microphone=(), geolocation=()",
+        );
+}
+
+/// What the front end needs to know about this deployment: the chains it accepts for sign-in
+/// (the ids of `chain_rpc_urls` only: the RPC URLs may carry keys) and the media origin.
+fn app_config(head: bool) -> Response {
+    let chains: Vec<u64> = variables::get("chain_rpc_urls")
+        .map(|v| chain_ids(&v))
+        .unwrap_or_default();
+    let media = variables::get("media_base_url")
+        .ok()
+        .and_then(|v| origin_of(&v))
+        .unwrap_or_default();
+    let ids: Vec<String> = chains.iter().map(|c| c.to_string()).collect();
+    let body = format!(
+        r#"{{"chains":[{}],"media_base_url":"{media}"}}"#,
+        ids.join(",")
+    );
+    let mut builder = Response::builder();
+    builder
+        .status(200)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-cache");
+    if head {
+        builder.build()
+    } else {
+        builder.body(body).build()
+    }
+}
+
+/// The chain ids of `chain_rpc_urls` (`<id>=<url>` pairs, comma-separated), in order, once each.
+fn chain_ids(value: &str) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for pair in value.split(',') {
+        if let Some(id) = pair
+            .split_once('=')
+            .and_then(|(id, _)| id.trim().parse::<u64>().ok())
+        {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids
+}
+
+fn page_not_found(head: bool) -> Response {
+    let body = "<!doctype html><meta charset=utf-8><title>Not found · StreamGate</title><h1>Not found</h1><p><a href=\"/\">StreamGate home</a></p>";
+    let mut builder = Response::builder();
+    builder
+        .status(404)
+        .header("content-type", "text/html; charset=utf-8")
+        .header("cache-control", "no-cache");
+    security_headers(
+        &mut builder,
+        "default-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    );
+    if head {
+        builder.build()
+    } else {
+        builder.body(body).build()
+    }
+}
+
+fn json(status: u16, code: &str, message: &str) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .body(format!(r#"{{"error":"{message}","code":"{code}"}}"#))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_routes() {
+        for p in ["/", "/studio", "/browse", "/watch/abc-123_X", "/watch/abc/"] {
+            assert!(is_app_route(p), "{p}");
+        }
+        for p in [
+            "/watch/",
+            "/watch/a/b",
+            "/favicon.ico",
+            "/studio/x",
+            "/watch/a%2f",
+        ] {
+            assert!(!is_app_route(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn accept_encoding() {
+        assert!(accepts("gzip, deflate, br, zstd", "br"));
+        assert!(accepts("gzip;q=0.5", "gzip"));
+        assert!(!accepts("gzip;q=0", "gzip"));
+        assert!(!accepts("gzip; q=0.000", "gzip"));
+        assert!(accepts("*", "br"));
+        assert!(!accepts("identity", "gzip"));
+    }
+
+    #[test]
+    fn chains() {
+        assert_eq!(
+            chain_ids("31337=http://127.0.0.1:8545, 1=https://x.example/key?k=1,31337=http://y"),
+            vec![31337, 1]
+        );
+        assert!(chain_ids("").is_empty());
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(
+            origin_of("http://127.0.0.1:3001/media").as_deref(),
+            Some("http://127.0.0.1:3001")
+        );
+        assert_eq!(
+            origin_of("https://Media.Example.com").as_deref(),
+            Some("https://media.example.com")
+        );
+        assert_eq!(origin_of("ftp://x"), None);
+        assert_eq!(origin_of("http://a b; script-src *"), None);
+        assert_eq!(origin_of("http://"), None);
+    }
+}
