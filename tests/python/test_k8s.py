@@ -146,6 +146,7 @@ def test_renders_every_part(objects):
         ("PersistentVolumeClaim", "media"),
         ("ScaledObject", "worker"),
         ("Ingress", "media"),
+        ("NetworkPolicy", "redis"),
     ]:
         assert want in kinds, f"{want} is not rendered"
     for o in objects:
@@ -435,6 +436,33 @@ def test_references_resolve(objects, spinapp):
             volumes = {v["name"] for v in spec.get("volumes", [])} | templates
             for mount in container.get("volumeMounts", []):
                 assert mount["name"] in volumes, f"{o['metadata']['name']}: mount {mount['name']} has no volume"
+
+
+def test_network_policies_select_the_pods_that_need_the_stores(objects, spinapp):
+    pods = {name: o["spec"]["template"]["metadata"]["labels"] for name, o in ((o["metadata"]["name"], o) for o, _ in pod_specs(objects))}
+    pods[spinapp["metadata"]["name"]] = spinapp["spec"].get("podLabels", {})
+
+    def selects(selector, labels):
+        if not selector.get("matchLabels", {}).items() <= labels.items():
+            return False
+        for e in selector.get("matchExpressions", []):
+            assert e["operator"] == "In", e
+            if labels.get(e["key"]) not in e["values"]:
+                return False
+        return True
+
+    def selected(selector):
+        return {name for name, labels in pods.items() if selects(selector, labels)}
+
+    policies = {p["metadata"]["name"]: p for p in find(objects, "NetworkPolicy")}
+    for name, policy in policies.items():
+        assert selected(policy["spec"]["podSelector"]), f"NetworkPolicy {name} selects no pods"
+    allowed = {
+        name: set().union(*(selected(peer["podSelector"]) for rule in p["spec"]["ingress"] for peer in rule["from"] if "podSelector" in peer))
+        for name, p in policies.items()
+    }
+    assert allowed["redis"] == {"streamgate", "worker"}, allowed["redis"]
+    assert allowed["libsql"] == {"streamgate"}, allowed["libsql"]
 
 
 def test_ingress_lets_uploads_through(objects):
