@@ -390,7 +390,7 @@ def test_workers_scale_on_the_job_stream(objects, spinapp):
     (trigger,) = scaled["spec"]["triggers"]
     assert trigger["type"] == "redis-streams"
     meta = trigger["metadata"]
-    worker_src = (ROOT / "native-transcoder" / "src" / "worker.rs").read_text()
+    worker_src = "".join(p.read_text() for p in (ROOT / "native-transcoder" / "src").rglob("*.rs"))
     assert meta["stream"] == "streamgate:jobs" and f'"{meta["stream"]}"' in worker_src
     assert f'"{meta["consumerGroup"]}"' in worker_src, "not the worker's consumer group"
     assert meta["address"] == variables(spinapp)["redis_host"]["value"]
