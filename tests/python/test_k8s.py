@@ -319,6 +319,16 @@ def test_every_spinapp_variable_is_one_of_spin_toml(spinapp, manifest):
             assert not v.get("valueFrom", {}).get("secretKeyRef", {}).get("optional"), f"required {v['name']} is optional"
 
 
+def test_every_spin_variable_env_anywhere_is_one_of_spin_toml(objects, manifest):
+    """SPIN_VARIABLE_<NAME> set as environment on any container (e.g. a sidecar or an overlay)."""
+    for o, spec in pod_specs(objects):
+        for container in spec.get("containers", []) + spec.get("initContainers", []):
+            for env in container.get("env", []):
+                if env["name"].startswith("SPIN_VARIABLE_"):
+                    name = env["name"].removeprefix("SPIN_VARIABLE_").lower()
+                    assert name in manifest["variables"], f"{o['metadata']['name']}: {env['name']} is no variable of spin.toml"
+
+
 def host_of(url: str) -> str:
     return urlsplit(url).netloc
 
