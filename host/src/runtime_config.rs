@@ -1,5 +1,8 @@
 //! The subset of Spin's runtime config file (`--runtime-config-file`) this host understands:
 //! `[key_value_store.<label>]` and `[sqlite_database.<label>]` with `type = "spin"` and a `path`.
+//! A relative key-value `path` is relative to the runtime config file, a relative SQLite `path`
+//! to the working directory, as in Spin 4.0.2 (`crates/runtime-config`: `key_value_config_resolver`
+//! gets the file's directory, `sqlite_config_resolver` the current directory).
 //! Without an entry, the `default` label of each lives in the state directory under the file
 //! name Spin uses; any other label must be configured, as in Spin.
 
@@ -41,11 +44,23 @@ impl RuntimeConfig {
                 .with_context(|| format!("reading runtime config {}", file.display()))?;
             let parsed: File = toml::from_str(&text)
                 .with_context(|| format!("parsing runtime config {}", file.display()))?;
-            // Relative paths are relative to the runtime config file, as in Spin.
-            let base = file.parent().unwrap_or(Path::new("."));
-            for (table, entries, target) in [
-                ("key_value_store", parsed.key_value_store, &mut key_value),
-                ("sqlite_database", parsed.sqlite_database, &mut sqlite),
+            // As in Spin: key-value paths relative to the runtime config file, SQLite paths
+            // relative to the working directory.
+            let file_dir = file.parent().unwrap_or(Path::new("."));
+            let working_dir = std::env::current_dir().context("reading the working directory")?;
+            for (table, entries, target, base) in [
+                (
+                    "key_value_store",
+                    parsed.key_value_store,
+                    &mut key_value,
+                    file_dir,
+                ),
+                (
+                    "sqlite_database",
+                    parsed.sqlite_database,
+                    &mut sqlite,
+                    working_dir.as_path(),
+                ),
             ] {
                 for (label, entry) in entries {
                     if entry.kind != "spin" {

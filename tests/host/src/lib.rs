@@ -41,6 +41,8 @@ pub struct HostConfig {
     pub runtime_config: Option<PathBuf>,
     /// More `up` flags (limits, say).
     pub args: Vec<String>,
+    /// The host's working directory (the test's own when `None`).
+    pub current_dir: Option<PathBuf>,
 }
 
 impl HostConfig {
@@ -51,6 +53,7 @@ impl HostConfig {
             state_dir: state_dir.to_path_buf(),
             runtime_config: None,
             args: Vec::new(),
+            current_dir: None,
         }
     }
 
@@ -80,6 +83,12 @@ impl HostConfig {
         self
     }
 
+    /// Runs the host in `dir` (relative SQLite paths in a runtime config resolve against it).
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.current_dir = Some(dir.to_path_buf());
+        self
+    }
+
     fn command(&self, port: u16) -> Command {
         let mut cmd = Command::new(host_binary());
         cmd.arg("up")
@@ -96,6 +105,9 @@ impl HostConfig {
             cmd.arg("--runtime-config-file").arg(rc);
         }
         cmd.args(&self.args);
+        if let Some(dir) = &self.current_dir {
+            cmd.current_dir(dir);
+        }
         cmd
     }
 

@@ -1,0 +1,55 @@
+//! `--runtime-config-file`: where a store lives, resolved as Spin 4.0.2 resolves it.
+
+use host_tests::*;
+
+fn kv_set(host: &Host, key: &str) {
+    let reply = host.post(
+        "/?op=kv",
+        &json!({"store": "default", "action": "set", "key": key, "value": "v"}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json(), json!({"ok": null}));
+}
+
+fn sql_ok(host: &Host) {
+    let reply = host.post(
+        "/?op=sqlite",
+        &json!({"db": "default", "sql": "CREATE TABLE IF NOT EXISTS t (x)", "params": []}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.json().get("err").is_none(), "{}", reply.body);
+}
+
+#[test]
+fn key_value_paths_are_relative_to_the_file_and_sqlite_paths_to_the_working_directory() {
+    let state = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let rc_dir = work.path().join("conf");
+    std::fs::create_dir_all(&rc_dir).unwrap();
+    let rc = rc_dir.join("runtime-config.toml");
+    std::fs::write(
+        &rc,
+        "[key_value_store.default]\ntype = \"spin\"\npath = \"kv/store.db\"\n\
+         [key_value_store.other]\ntype = \"spin\"\npath = \"other.db\"\n\
+         [sqlite_database.default]\ntype = \"spin\"\npath = \"db/app.db\"\n",
+    )
+    .unwrap();
+    let host = HostConfig::new("tests/apps/probe/spin.toml", state.path())
+        .var("api_token", "t0ken")
+        .runtime_config(rc)
+        .current_dir(work.path())
+        .start();
+    kv_set(&host, "k");
+    sql_ok(&host);
+    assert!(
+        rc_dir.join("kv/store.db").exists(),
+        "key-value beside the file"
+    );
+    assert!(
+        work.path().join("db/app.db").exists(),
+        "SQLite in the working directory"
+    );
+    assert!(!rc_dir.join("db/app.db").exists());
+    assert!(!state.path().join("sqlite_db.db").exists());
+    assert!(!state.path().join("sqlite_key_value.db").exists());
+}
