@@ -21,7 +21,7 @@ pub fn new() -> anyhow::Result<Engine> {
         .max_core_instances_per_component(64)
         .max_memories_per_component(16)
         .max_tables_per_component(32)
-        .max_memory_size(1 << 30)
+        .max_memory_size((crate::limits::MAX_INSTANCE_MEMORY_MIB as usize) << 20)
         // Per-request instances make slot reuse the hot path. By default a freed slot is
         // returned to the kernel with madvise, and the next request page-faults it back in:
         // measured, that was most of the cost of serving /health. Keeping slots resident and

@@ -12,6 +12,12 @@ pub struct Limits {
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_secs: u64,
 
+    /// MiB of linear memory one request's instance may hold (all its memories together); a
+    /// guest that asks for more fails to grow, which traps it (500 `internal_error`). The
+    /// components use about 1.25 MiB; an 8 MiB JSON body read and parsed took 25 MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=MAX_INSTANCE_MEMORY_MIB))]
+    pub max_instance_memory_mib: u64,
+
     /// Seconds a client may take to send a request head, and the longest a keep-alive
     /// connection may sit idle between requests; past it the connection is closed.
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
@@ -23,7 +29,14 @@ pub struct Limits {
     pub body_idle_timeout_secs: u64,
 }
 
+/// The pooling allocator reserves address space for memories of up to this size (engine.rs).
+pub const MAX_INSTANCE_MEMORY_MIB: u64 = 1024;
+
 impl Limits {
+    pub fn max_instance_memory(&self) -> usize {
+        (self.max_instance_memory_mib as usize) << 20
+    }
+
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
     }

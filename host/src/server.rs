@@ -37,6 +37,18 @@ impl std::fmt::Display for DeadlineExceeded {
 
 impl std::error::Error for DeadlineExceeded {}
 
+/// Why a guest trapped: it asked for memory beyond `--max-instance-memory-mib`.
+#[derive(Debug)]
+struct MemoryCapReached;
+
+impl std::fmt::Display for MemoryCapReached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the instance was refused memory beyond its cap")
+    }
+}
+
+impl std::error::Error for MemoryCapReached {}
+
 /// How long shutdown waits for in-flight requests before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -188,8 +200,13 @@ impl Server {
 
         let mut store = Store::new(
             &self.engine,
-            RequestState::new(component.context.clone(), self.app.services.clone()),
+            RequestState::new(
+                component.context.clone(),
+                self.app.services.clone(),
+                self.limits.max_instance_memory(),
+            ),
         );
+        store.limiter(|state| &mut state.memory);
         // The execution deadline, kept two ways: a guest that waits (on a body, a socket, a
         // timer) is dropped by the timeout around it; a guest that computes is made to yield
         // at every epoch tick, so that timeout gets its turn, and is trapped if it still runs
@@ -247,6 +264,7 @@ impl Server {
                     .await
             };
             match tokio::time::timeout_at(deadline.into(), run).await {
+                Ok(Err(e)) if store.data().memory.refused() => Err(e.context(MemoryCapReached)),
                 Ok(finished) => finished,
                 Err(_) => Err(wasmtime::Error::new(DeadlineExceeded)),
             }
@@ -290,6 +308,13 @@ impl Server {
                     "component `{id}` (route {route}) did not answer within {timeout:?} and was stopped"
                 );
                 (Some(id), errors::timeout(timeout.as_secs()))
+            }
+            (Err(_), Some(Err(e))) if e.is::<MemoryCapReached>() => {
+                tracing::error!(
+                    "component `{id}` (route {route}) was refused memory beyond its {} MiB cap and trapped: {e:?}",
+                    self.limits.max_instance_memory_mib
+                );
+                (Some(id), errors::internal_error())
             }
             (Err(_), Some(Err(e))) => {
                 tracing::error!("component `{id}` (route {route}) trapped: {e:?}");

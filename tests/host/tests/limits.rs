@@ -162,3 +162,35 @@ fn a_guest_that_never_stops_gets_a_json_504_within_the_deadline() {
         host.log()
     );
 }
+
+#[test]
+fn a_guest_that_allocates_without_end_is_stopped_at_its_cap() {
+    let state = tempfile::tempdir().unwrap();
+    let host = probe_with(state.path(), &["--max-instance-memory-mib", "32"]);
+
+    // Under the cap, a guest has what it asks for.
+    let fits = host.get("/?op=alloc&limit_mib=16");
+    assert_eq!(fits.status, 200, "{}", fits.body);
+    assert_eq!(fits.json()["held_mib"], 16);
+
+    let started = Instant::now();
+    let reply = host.get_headed("/?op=alloc");
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    assert_eq!(
+        reply.header("content-type").unwrap_or_default(),
+        "application/json"
+    );
+    assert_eq!(reply.json()["code"], "internal_error", "{}", reply.body);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        host.logs_eventually(
+            "component `probe` (route /...) was refused memory beyond its 32 MiB cap"
+        ),
+        "{}",
+        host.log()
+    );
+
+    // The host, and the next instance in the same pool slot, are fine.
+    assert_eq!(host.get("/exact").status, 200);
+    assert_eq!(host.get("/?op=alloc&limit_mib=16").status, 200);
+}

@@ -27,6 +27,8 @@ async fn handle(req: Request) -> Response {
         "trap" => panic!("probe asked to trap"),
         // Computes forever without calling the host: only epoch interruption can stop it.
         "loop" => spin_forever(),
+        // Grows its heap by `mib` MiB at a time, touching every page, until it fails.
+        "alloc" => Ok(alloc(&req)),
         "env" => Ok(
             json!({ "value": std::env::var(query_param(req.query(), "name").unwrap_or_default()).ok() }),
         ),
@@ -268,4 +270,23 @@ fn spin_forever() -> ! {
     loop {
         n = std::hint::black_box(n.wrapping_add(1));
     }
+}
+
+/// Allocates `mib` MiB (default 1) at a time and keeps it, up to `limit_mib` if given, else
+/// without end; answers how much it held.
+fn alloc(req: &Request) -> Value {
+    let step = query_param(req.query(), "mib")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        << 20;
+    let limit = query_param(req.query(), "limit_mib")
+        .and_then(|v| v.parse::<usize>().ok())
+        .map(|m| m << 20);
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    let mut total = 0usize;
+    while limit.is_none_or(|l| total < l) {
+        held.push(vec![1u8; step]);
+        total += step;
+    }
+    json!({ "held_mib": total >> 20, "chunks": std::hint::black_box(held).len() })
 }
