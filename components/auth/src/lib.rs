@@ -193,7 +193,7 @@ async fn verify(request: &ApiRequest, kv: &Store) -> Result<Response, ApiError> 
 
     let signature = decode_signature_hex(&body.signature).map_err(SiweError::InvalidSignature)?;
     let reader = HttpChainReader::new(rpc_urls);
-    verify_signature(
+    let signer = verify_signature(
         &reader,
         message.chain_id,
         message.address,
@@ -207,10 +207,12 @@ async fn verify(request: &ApiRequest, kv: &Store) -> Result<Response, ApiError> 
     // exactly one gets here first.
     nonces::burn(&db, &message.nonce, now)?;
 
-    let issued = session::issue_session(
+    // A contract wallet's session speaks for its address on this chain only (docs/auth.md).
+    let issued = session::issue_wallet_session(
         &keys,
         message.address,
         message.chain_id,
+        signer.into(),
         now,
         session::DEFAULT_SESSION_TTL_SECS,
         random_bytes()?,

@@ -11,6 +11,7 @@ use alloy_sol_types::{sol, SolCall};
 
 use crate::api_error::ApiError;
 use crate::rpc::{ChainReader, RpcError};
+use crate::session::Session;
 use crate::video::{GateRule, TokenStandard};
 
 sol! {
@@ -120,6 +121,12 @@ pub enum GateError {
     ChainUnavailable(String),
     MalformedAnswer,
     Reverted,
+    /// The rule is on a chain the viewer's session does not speak for: a contract wallet
+    /// signed in on `signed_in_on` ([`crate::session::Session::speaks_for_on`]). Not asked.
+    OtherChain {
+        signed_in_on: u64,
+        rule_chain: u64,
+    },
 }
 
 impl From<GateError> for ApiError {
@@ -141,7 +148,32 @@ impl From<GateError> for ApiError {
                 "not_token_holder",
                 "this wallet does not hold the token this video requires",
             ),
+            GateError::OtherChain {
+                signed_in_on,
+                rule_chain,
+            } => ApiError::new(
+                403,
+                "session_chain_mismatch",
+                format!(
+                    "this contract wallet signed in on chain {signed_in_on}, and this video asks \
+                     for a token on chain {rule_chain}, where the same address may be another \
+                     wallet: sign in with Chain ID {rule_chain}"
+                ),
+            ),
         }
+    }
+}
+
+/// Whether `session` may be asked about on `rule_chain` at all: a contract wallet's session
+/// speaks for its address only on the chain it signed in on.
+pub fn session_may_use(session: &Session, rule_chain: u64) -> Result<(), GateError> {
+    if session.speaks_for_on(rule_chain) {
+        Ok(())
+    } else {
+        Err(GateError::OtherChain {
+            signed_in_on: session.chain_id,
+            rule_chain,
+        })
     }
 }
 
@@ -283,6 +315,46 @@ mod tests {
                 .unwrap_err()
                 .code,
             "gate_answer_malformed"
+        );
+    }
+
+    #[test]
+    fn a_contract_wallet_session_is_not_asked_about_on_another_chain() {
+        use crate::session::{Session, WalletKind};
+        let session = |wallet| Session {
+            address: VIEWER,
+            chain_id: 10,
+            wallet,
+            issued_at: 0,
+            expires_at: 60,
+            not_before: None,
+            jti: "j".into(),
+            kid: "k".into(),
+        };
+        let contract = session(WalletKind::Contract);
+        assert_eq!(session_may_use(&contract, 10), Ok(()));
+        let refused = session_may_use(&contract, 31337).unwrap_err();
+        assert_eq!(
+            refused,
+            GateError::OtherChain {
+                signed_in_on: 10,
+                rule_chain: 31337
+            }
+        );
+        let e = ApiError::from(refused.clone());
+        assert_eq!((e.status, e.code), (403, "session_chain_mismatch"));
+        assert!(e.error.contains("Chain ID 31337"), "{}", e.error);
+        assert_eq!(session_may_use(&session(WalletKind::Eoa), 31337), Ok(()));
+        // In a gate's verdict: a rule on its own chain that holds still admits; otherwise the
+        // refusal says to sign in on the rule's chain.
+        assert!(verdict(&[Err(refused.clone()), Ok(true)]).is_ok());
+        assert_eq!(
+            verdict(&[Err(refused.clone())]).unwrap_err().code,
+            "session_chain_mismatch"
+        );
+        assert_eq!(
+            verdict(&[Ok(false), Err(refused)]).unwrap_err().code,
+            "session_chain_mismatch"
         );
     }
 

@@ -2,7 +2,17 @@
 //! `jsonwebtoken` crate (pure-Rust `rust_crypto` backend, builds for wasm32-wasip2).
 //!
 //! Header `{"typ":"JWT","alg":"HS256","kid":"<kid>"}`; claims
-//! `{"sub": "<EIP-55 address>", "chain_id": n, "iat": n, "exp": n, "nbf"?: n, "jti": "<hex>"}`.
+//! `{"sub": "<EIP-55 address>", "chain_id": n, "wallet": "eoa"|"contract", "iat": n, "exp": n,
+//! "nbf"?: n, "jti": "<hex>"}`.
+//!
+//! ## Which chains a session speaks for
+//! `chain_id` is the chain the sign-in was verified on; `wallet` says how. An `eoa` session
+//! (the recovered key is the address, EIP-7702 delegated or not) speaks for its address on every
+//! chain: the same key controls that address everywhere. A `contract` session (EIP-1271) speaks
+//! for it on `chain_id` only: the same address on another chain may be another contract with
+//! other owners, or nothing yet (the Wintermute/Optimism address incident), and its
+//! `isValidSignature` was never asked. [`Session::speaks_for_on`] answers it; a token without
+//! `wallet` (issued before the claim existed) is taken as `contract`, the narrower reading.
 //!
 //! ## Keys and rotation
 //! Secrets come from the Spin variables `session_secret` and `session_secret_previous`
@@ -29,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::api_error::ApiError;
+use crate::eip1271::SignerKind;
 
 /// Default session lifetime.
 pub const DEFAULT_SESSION_TTL_SECS: i64 = 24 * 60 * 60;
@@ -124,10 +135,33 @@ impl SessionKeys {
     }
 }
 
+/// How a session's address proved itself at sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WalletKind {
+    /// The signature recovered to the address (an EOA, or an EIP-7702 delegated EOA signing
+    /// for itself): its key controls the address on every chain.
+    Eoa,
+    /// A contract wallet said yes (EIP-1271) on the session's chain, and only there.
+    Contract,
+}
+
+impl From<SignerKind> for WalletKind {
+    fn from(signer: SignerKind) -> Self {
+        match signer {
+            SignerKind::Eoa | SignerKind::DelegatedEoa => Self::Eoa,
+            SignerKind::Contract => Self::Contract,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Claims {
     sub: String,
     chain_id: u64,
+    /// Absent from tokens issued before it existed: read as `contract` (chain-bound).
+    #[serde(default = "legacy_wallet")]
+    wallet: WalletKind,
     iat: i64,
     exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,11 +169,18 @@ struct Claims {
     jti: String,
 }
 
+fn legacy_wallet() -> WalletKind {
+    WalletKind::Contract
+}
+
 /// A verified session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub address: Address,
+    /// The chain the sign-in was verified on.
     pub chain_id: u64,
+    /// How the address proved itself: says on which chains the session speaks for it.
+    pub wallet: WalletKind,
     pub issued_at: i64,
     pub expires_at: i64,
     pub not_before: Option<i64>,
@@ -147,6 +188,14 @@ pub struct Session {
     pub jti: String,
     /// Which key signed it.
     pub kid: String,
+}
+
+impl Session {
+    /// Whether this session may act as its address on `chain_id` (a gate rule's chain): always
+    /// for a key-held address, only on the chain it signed in on for a contract wallet.
+    pub fn speaks_for_on(&self, chain_id: u64) -> bool {
+        self.wallet == WalletKind::Eoa || chain_id == self.chain_id
+    }
 }
 
 /// A new token and what it says.
@@ -212,8 +261,8 @@ impl From<SessionError> for ApiError {
     }
 }
 
-/// Issues a session token for `address` on `chain_id`, valid for `ttl_secs` from `now`.
-/// `jti_random` are 16 random bytes from the host.
+/// Issues a session token for a key-held address (an EOA) signed in on `chain_id`, valid for
+/// `ttl_secs` from `now`; see [`issue_wallet_session`] for a sign-in of any kind.
 pub fn issue_session(
     keys: &SessionKeys,
     address: Address,
@@ -222,9 +271,32 @@ pub fn issue_session(
     ttl_secs: i64,
     jti_random: [u8; 16],
 ) -> Result<IssuedSession, SessionError> {
+    issue_wallet_session(
+        keys,
+        address,
+        chain_id,
+        WalletKind::Eoa,
+        now,
+        ttl_secs,
+        jti_random,
+    )
+}
+
+/// Issues a session token for `address`, verified on `chain_id` as `wallet` says, valid for
+/// `ttl_secs` from `now`. `jti_random` are 16 random bytes from the host.
+pub fn issue_wallet_session(
+    keys: &SessionKeys,
+    address: Address,
+    chain_id: u64,
+    wallet: WalletKind,
+    now: i64,
+    ttl_secs: i64,
+    jti_random: [u8; 16],
+) -> Result<IssuedSession, SessionError> {
     let claims = Claims {
         sub: address.to_checksum(None),
         chain_id,
+        wallet,
         iat: now,
         exp: now.saturating_add(ttl_secs),
         nbf: None,
@@ -241,6 +313,7 @@ pub fn issue_session(
         session: Session {
             address,
             chain_id,
+            wallet,
             issued_at: claims.iat,
             expires_at: claims.exp,
             not_before: None,
@@ -291,6 +364,7 @@ pub fn verify_session(token: &str, keys: &SessionKeys, now: i64) -> Result<Sessi
     Ok(Session {
         address,
         chain_id: c.chain_id,
+        wallet: c.wallet,
         issued_at: c.iat,
         expires_at: c.exp,
         not_before: c.nbf,
@@ -377,8 +451,65 @@ mod tests {
         assert_eq!(
             claims,
             serde_json::json!({"sub": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
-                "chain_id": 31337, "iat": NOW, "exp": NOW + 3600, "jti": "07".repeat(16)})
+                "chain_id": 31337, "wallet": "eoa", "iat": NOW, "exp": NOW + 3600,
+                "jti": "07".repeat(16)})
         );
+    }
+
+    #[test]
+    fn a_contract_wallet_session_speaks_for_its_address_on_its_chain_only() {
+        let contract =
+            issue_wallet_session(&keys(), ADDR, 10, WalletKind::Contract, NOW, 3600, [3; 16])
+                .unwrap();
+        let s = verify_session(&contract.token, &keys(), NOW).unwrap();
+        assert_eq!(s, contract.session);
+        assert_eq!((s.chain_id, s.wallet), (10, WalletKind::Contract));
+        assert!(s.speaks_for_on(10));
+        for other in [1, 11, 31337, 0, u64::MAX] {
+            assert!(!s.speaks_for_on(other), "chain {other}");
+        }
+        // A key-held address is the same account on every chain.
+        let eoa = issue_wallet_session(&keys(), ADDR, 10, WalletKind::Eoa, NOW, 60, [4; 16])
+            .unwrap()
+            .session;
+        assert!(eoa.speaks_for_on(10) && eoa.speaks_for_on(1) && eoa.speaks_for_on(31337));
+        // How verify_signature's answer maps.
+        assert_eq!(WalletKind::from(SignerKind::Eoa), WalletKind::Eoa);
+        assert_eq!(WalletKind::from(SignerKind::DelegatedEoa), WalletKind::Eoa);
+        assert_eq!(WalletKind::from(SignerKind::Contract), WalletKind::Contract);
+    }
+
+    #[test]
+    fn the_wallet_claim_is_signed_and_a_token_without_it_is_chain_bound() {
+        let kid = keys().current.kid().to_string();
+        let header = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": kid});
+        // Issued before the claim existed: read as a contract wallet's, bound to its chain.
+        let legacy = forge(header.clone(), good_claims(), SECRET_A.as_bytes());
+        let s = verify_session(&legacy, &keys(), NOW).unwrap();
+        assert_eq!(s.wallet, WalletKind::Contract);
+        assert!(s.speaks_for_on(1) && !s.speaks_for_on(31337));
+        // Changing the claim breaks the signature.
+        let t = issue_wallet_session(&keys(), ADDR, 1, WalletKind::Contract, NOW, 60, [5; 16])
+            .unwrap()
+            .token;
+        let parts: Vec<&str> = t.split('.').collect();
+        let mut c = good_claims();
+        c["wallet"] = "eoa".into();
+        assert!(matches!(
+            verify_session(
+                &format!("{}.{}.{}", parts[0], b64(&c), parts[2]),
+                &keys(),
+                NOW
+            ),
+            Err(SessionError::InvalidToken(_))
+        ));
+        // An unknown kind is not a session.
+        let mut c = good_claims();
+        c["wallet"] = "multisig".into();
+        assert!(matches!(
+            verify_session(&forge(header, c, SECRET_A.as_bytes()), &keys(), NOW),
+            Err(SessionError::InvalidToken(_))
+        ));
     }
 
     #[test]

@@ -69,6 +69,11 @@ async fn playback(request: &ApiRequest, id: &str) -> Result<Response, ApiError> 
         )?)?);
         let mut outcomes = Vec::with_capacity(video.gate.len());
         for rule in &video.gate {
+            // A contract wallet is asked about on the chain it signed in on, nowhere else.
+            if let Err(e) = gate::session_may_use(&session, rule.chain_id) {
+                outcomes.push(Err(e));
+                continue;
+            }
             let holding = Holding::of(rule, viewer)?;
             let outcome = holdings::holds(&kv, &reader, &holding, ttl, now).await;
             let admitted = matches!(outcome, Ok(true));
