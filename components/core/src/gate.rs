@@ -213,7 +213,7 @@ impl CacheTtl {
         };
         CachedAnswer {
             holds,
-            until: now + ttl,
+            until: now.saturating_add(ttl),
         }
     }
 }
@@ -373,5 +373,11 @@ mod tests {
         };
         assert_eq!(ttl.answer(true, 100).until, 130);
         assert_eq!(ttl.answer(false, 100).until, 105);
+        // Any configured lifetime: the end saturates instead of wrapping into the past.
+        let forever = CacheTtl {
+            positive_secs: i64::MAX,
+            negative_secs: i64::MAX,
+        };
+        assert_eq!(forever.answer(true, 100).until, i64::MAX);
     }
 }

@@ -85,7 +85,7 @@ async fn playback(request: &ApiRequest, id: &str) -> Result<Response, ApiError> 
         gate::verdict(&outcomes)?;
     }
 
-    let expires = now + config::seconds("playback_token_secs")?;
+    let expires = now.saturating_add(config::seconds("playback_token_secs")?);
     let token = edge_token::sign(
         &EdgeToken {
             start: now,
