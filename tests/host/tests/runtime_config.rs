@@ -1,4 +1,5 @@
-//! `--runtime-config-file`: where a store lives, resolved as Spin 4.0.2 resolves it.
+//! `--runtime-config-file`: where a store lives, resolved as Spin 4.0.2 resolves it, and the
+//! runtime config shipped in infra/.
 
 use host_tests::*;
 
@@ -52,4 +53,38 @@ fn key_value_paths_are_relative_to_the_file_and_sqlite_paths_to_the_working_dire
     assert!(!rc_dir.join("db/app.db").exists());
     assert!(!state.path().join("sqlite_db.db").exists());
     assert!(!state.path().join("sqlite_key_value.db").exists());
+}
+
+#[test]
+fn the_shipped_runtime_config_keeps_the_default_files_of_the_state_directory() {
+    // A copy of the repository's layout, run from its root as
+    // `spin up --runtime-config-file infra/runtime-config.toml` is: the stores must land in
+    // <root>/.spin under Spin's default names, where scripts/up and `spin up` keep them.
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("infra")).unwrap();
+    let rc = root.path().join("infra/runtime-config.toml");
+    std::fs::copy(workspace().join("infra/runtime-config.toml"), &rc).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let host = HostConfig::new("spin.toml", state.path())
+        .var(
+            "session_secret",
+            "runtime-config-test-session-secret-0123456789",
+        )
+        .var(
+            "events_secret",
+            "runtime-config-test-events-secret-0123456789",
+        )
+        .var(
+            "playback_secret",
+            "runtime-config-test-playback-secret-0123456789",
+        )
+        .runtime_config(rc)
+        .current_dir(root.path())
+        .start();
+    let ready = host.get("/ready");
+    assert_eq!(ready.status, 200, "{}\n{}", ready.body, host.log());
+    assert!(root.path().join(".spin/sqlite_key_value.db").exists());
+    assert!(root.path().join(".spin/sqlite_db.db").exists());
+    assert!(!root.path().join("infra/.spin").exists());
+    assert!(!state.path().join("sqlite_db.db").exists());
 }
