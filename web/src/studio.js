@@ -112,7 +112,7 @@ function clearErrors(root) {
 /** Shows an API error on its field (focused), or in `formError`. */
 function showApiError(e, form, formError) {
   const input = e instanceof ApiError && e.status === 422 ? fieldOf(e, form) : null;
-  if (input && markField(input, e.message)) {
+  if (input && markField(input, e.message.replace(/^gate rule \d+: /, ''))) {
     formError.textContent = 'Please correct the marked field.';
     input.focus();
   } else formError.textContent = e.message;
@@ -215,6 +215,7 @@ function confirmDialog(title, text, confirmLabel) {
 export function studioPage() {
   const node = el('section', { class: 'studio' }, el('h1', {}, 'Studio'));
   const uploads = new Map(); // video id -> panel
+  const uploaded = new Set(); // uploaded here, until the server no longer says awaiting_upload
   let timer = null;
   const s = session();
   if (!s) {
@@ -227,7 +228,13 @@ export function studioPage() {
   const cards = new Map();
 
   config().then(({ chains, media_base_url: mediaBase }) => {
-    node.append(createForm(chains), el('h2', {}, 'My videos'), listStatus, list);
+    let form = createForm(chains);
+    const fresh = () => {
+      const next = createForm(chains);
+      form.replaceWith(next);
+      form = next;
+    };
+    node.append(form, el('h2', {}, 'My videos'), listStatus, list);
     refresh();
 
     async function refresh() {
@@ -259,7 +266,9 @@ export function studioPage() {
       }
       for (const [id, card] of cards) if (!seen.has(id)) { card.node.remove(); cards.delete(id); }
       list.replaceChildren(...items.map((v) => cards.get(v.id).node));
-      if (items.some((v) => v.status === 'queued' || v.status === 'transcoding') || uploads.size) timer = setTimeout(refresh, 2000);
+      for (const v of items) if (v.status !== 'awaiting_upload') uploaded.delete(v.id);
+      const busy = items.some((v) => v.status === 'queued' || v.status === 'transcoding');
+      if (busy || uploads.size || uploaded.size) timer = setTimeout(refresh, 2000);
     }
 
     function videoCard(v) {
@@ -283,6 +292,7 @@ export function studioPage() {
             (nv.status === 'transcoding' ? ` · ${nv.progress ?? 0} %` : '') +
             (nv.status === 'failed' ? `: ${nv.error ?? 'processing failed'}` : '');
           progress.hidden = nv.status !== 'transcoding';
+          if (nv.status !== 'awaiting_upload' && !uploads.has(nv.id) && slot.querySelector('[data-testid=upload]')) slot.replaceChildren();
           progress.value = nv.progress ?? 0;
           who.textContent = `Who may watch: ${gateText(nv.gate)}`;
           if (nv.status === 'ready' && !posterAsked && mediaBase) {
@@ -350,6 +360,7 @@ export function studioPage() {
       const panel = uploadPanel({ ...v, upload: stored }, file, () => {
         localStorage.removeItem(key);
         uploads.delete(v.id);
+        uploaded.add(v.id);
         refresh();
       });
       uploads.set(v.id, panel);
@@ -393,7 +404,7 @@ export function studioPage() {
           list.prepend(card.node);
           listStatus.textContent = '';
           startUpload(v, file.files[0], card.node.querySelector('.slot'));
-          form.reset();
+          fresh();
         } catch (e) {
           showApiError(e, { fields: { title, description }, gate: editor }, formError);
         } finally {

@@ -1,0 +1,267 @@
+// The web app in a real browser (Debian's chromium via playwright-core) against the whole real
+// stack (lib/playback.js: anvil with an ERC-721, the host with every component including `web`,
+// redis, the native origin and worker), signing with anvil keys through the TEST HELPER wallet
+// (lib/test_wallet.js, injected as an EIP-1193 provider and announced with EIP-6963).
+//
+// - A viewer without the token signs in through the page and is told why not; the session
+//   survives a reload; after receiving the NFT on chain, the same page plays the video with
+//   hls.js (currentTime advances, no player error).
+// - Rejected signature, wrong network (and the switch), sign-out (revoked on the server), an
+//   expired session: each says so.
+// - A creator creates a gated video in the studio (an invalid contract is shown on its field),
+//   uploads a real clip through the page (progress moves, pauses, resumes, reaches 100 %), and
+//   sees it become ready with a poster; deletes a video after confirming.
+// - axe-core (injected into the page) finds no serious or critical violation on each page at
+//   phone and desktop sizes; no Content-Security-Policy violation is reported; screenshots of
+//   the main pages at both sizes are written to docs/screenshots/.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { createWalletClient, http } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
+import { foundry } from 'viem/chains';
+
+import { api } from './lib/auth.js';
+import { assertBrowserAvailable, launchChromium } from './lib/browser.js';
+import { CHAIN_ID, NODE_DIR, REPO_ROOT, sleep, tempDir } from './lib/fixtures.js';
+import { makeTestVideo } from './lib/pipeline.js';
+import { startPlaybackStack, uploadReadyVideo } from './lib/playback.js';
+import { installTestWallet } from './lib/test_wallet.js';
+import { compile } from './lib/wallet.js';
+
+const SHOTS = path.join(REPO_ROOT, 'docs/screenshots');
+const AXE = fs.readFileSync(path.join(NODE_DIR, 'node_modules/axe-core/axe.min.js'), 'utf8');
+const PHONE = { width: 390, height: 844 };
+const DESKTOP = { width: 1280, height: 800 };
+
+let stack;
+let video; // ready, gated by the ERC-721 (the holder has token 1)
+let context;
+let wallet; // the test helper wallet: its key is switched between the test's users
+let page;
+const cspViolations = [];
+const pageErrors = [];
+
+before(async () => {
+  assertBrowserAvailable();
+  stack = await startPlaybackStack({ hostVars: { gate_cache_negative_secs: '1' } });
+  video = await uploadReadyVideo(stack);
+  context = await launchChromium();
+  wallet = await installTestWallet(context, stack.stranger.key);
+  // A second wallet, so the page must offer the EIP-6963 chooser.
+  await installTestWallet(context, stack.stranger.key, { name: 'Another Test Wallet' });
+  page = await context.newPage();
+  page.on('console', (m) => {
+    if (/Content Security Policy|Content-Security-Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+});
+
+after(async () => {
+  await context?.close().catch(() => {});
+  await stack?.stop();
+});
+
+const url = (p) => `${stack.host.base}${p}`;
+const notice = () => page.locator('#notice').innerText();
+
+/** axe-core in the page: no serious or critical violation. */
+async function assertAccessible(what) {
+  await page.evaluate(AXE); // DevTools evaluation: not subject to the page's CSP
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(
+    bad.map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`),
+    [],
+    `${what}: axe-core violations`,
+  );
+}
+
+/** Accessibility at both sizes, and a screenshot of each when `shot` names it. */
+async function checkBothSizes(what, shot) {
+  for (const [size, viewport] of [['phone', PHONE], ['desktop', DESKTOP]]) {
+    await page.setViewportSize(viewport);
+    await sleep(150);
+    await assertAccessible(`${what} (${size})`);
+    if (shot) await page.screenshot({ path: path.join(SHOTS, `${shot}-${size}.png`), fullPage: size === 'desktop' });
+  }
+}
+
+/** Clicks a sign-in button, picks the test wallet in the chooser. */
+async function signInThroughPage(buttonName = 'Sign in with wallet') {
+  await page.getByRole('button', { name: buttonName }).first().click();
+  const dialog = page.getByRole('dialog', { name: 'Choose a wallet' });
+  await dialog.waitFor();
+  await dialog.getByRole('button', { name: 'StreamGate Test Wallet (anvil key)' }).click();
+}
+
+async function signedInAs(address) {
+  await page.locator('[data-testid=address]').waitFor({ timeout: 15_000 });
+  assert.equal(await page.locator('[data-testid=address]').getAttribute('title'), address);
+}
+
+test('browse lists the ready video; its watch page says who may watch and asks to sign in', async () => {
+  await page.setViewportSize(DESKTOP);
+  await page.goto(url('/'));
+  const link = page.getByRole('link', { name: video.title });
+  await link.waitFor();
+  await checkBothSizes('browse', 'browse');
+  await link.click();
+  await page.waitForURL(url(`/watch/${video.id}`));
+  await page.getByRole('heading', { level: 1, name: video.title }).waitFor();
+  const who = await page.locator('.who').innerText();
+  assert.match(who, new RegExp(`holders of ERC-721 ${stack.nft} on local chain`), who);
+  await page.getByRole('button', { name: 'Sign in to watch' }).waitFor();
+  await checkBothSizes('watch page, signed out', 'watch-signed-out');
+});
+
+test('a rejected signature and a wrong network are explained; the switch then signs in', async () => {
+  await page.setViewportSize(DESKTOP);
+  await page.goto(url(`/watch/${video.id}`));
+  wallet.reject = 'personal_sign';
+  await signInThroughPage('Sign in to watch');
+  await page.locator('#notice .notice.error').waitFor();
+  assert.match(await notice(), /declined the signature request/);
+  assert.equal(await page.locator('[data-testid=address]').count(), 0, 'not signed in');
+
+  wallet.reject = null;
+  wallet.chainId = 1;
+  await signInThroughPage('Sign in to watch');
+  await page.getByRole('button', { name: /Switch to local chain/ }).waitFor();
+  assert.match(await notice(), /Your wallet is on Ethereum/);
+  await page.getByRole('button', { name: /Switch to local chain/ }).click();
+  await page.getByRole('dialog', { name: 'Choose a wallet' }).getByRole('button', { name: 'StreamGate Test Wallet (anvil key)' }).click();
+  await signedInAs(stack.stranger.address);
+  assert.equal(wallet.chainId, CHAIN_ID, 'the page asked the wallet to switch');
+});
+
+test('a non-holder is told why not; signed in across a reload; after receiving the NFT the video plays', async () => {
+  await page.setViewportSize(DESKTOP);
+  const stage = page.locator('.stage');
+  await page.waitForFunction(() => document.querySelector('.stage')?.dataset.state === 'denied', null, { timeout: 15_000 });
+  const why = await page.locator('.watch-message').innerText();
+  assert.match(why, new RegExp(`Your wallet ${stack.stranger.address} may not watch`), why);
+  assert.match(why, /holders of ERC-721/);
+  await checkBothSizes('watch page, not a holder', 'watch-denied');
+
+  await page.reload();
+  await signedInAs(stack.stranger.address);
+  await page.waitForFunction(() => document.querySelector('.stage')?.dataset.state === 'denied', null, { timeout: 15_000 });
+
+  // The stranger receives token 2 on chain.
+  const { abi } = compile('GateNFT');
+  const deployer = createWalletClient({ account: privateKeyToAccount(stack.creator.key), chain: foundry, transport: http(stack.anvil.url) });
+  await deployer.writeContract({ address: stack.nft, abi, functionName: 'mint', args: [stack.stranger.address, 2n] });
+  await sleep(1_500); // the gate's negative cache (gate_cache_negative_secs = 1)
+  await page.getByRole('button', { name: 'Check again' }).click();
+  await page.locator('video#player').waitFor({ timeout: 15_000 });
+  await page.waitForFunction(() => document.getElementById('player')?.currentTime > 1, null, { timeout: 30_000, polling: 100 });
+  assert.equal(await stage.getAttribute('data-state'), 'playing');
+  const state = await page.evaluate(() => {
+    const v = document.getElementById('player');
+    return { error: v.error?.code ?? null, width: v.videoWidth, poster: v.poster };
+  });
+  assert.equal(state.error, null, 'no player error');
+  assert.ok(state.width > 0, 'frames decoded');
+  assert.match(state.poster, new RegExp(`/media/${video.id}/poster\\.jpg\\?hdnts=`));
+  await page.evaluate(() => document.getElementById('player').pause());
+  await checkBothSizes('watch page, playing', 'watch-playing');
+});
+
+test('sign-out revokes the session on the server; an expired session says so', async () => {
+  await page.setViewportSize(DESKTOP);
+  const token = await page.evaluate(() => JSON.parse(localStorage.getItem('streamgate.session')).token);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('button', { name: 'Sign in with wallet' }).waitFor();
+  assert.match(await notice(), /signed out/);
+  const me = await api(stack.host.base, 'GET', '/api/v1/auth/me', { token });
+  assert.equal(me.status, 401);
+  assert.equal(me.json.code, 'token_revoked');
+
+  await page.evaluate((t) => localStorage.setItem('streamgate.session', JSON.stringify({ token: t, address: '0x0', expires_at: '2000-01-01T00:00:00Z' })), token);
+  await page.reload();
+  await page.locator('#notice .notice.error').waitFor();
+  assert.match(await notice(), /Your session has ended/);
+
+  // A stored session that the server revoked (e.g. signed out in another browser).
+  await page.evaluate((t) => localStorage.setItem('streamgate.session', JSON.stringify({ token: t, address: '0x0', expires_at: '2999-01-01T00:00:00Z' })), token);
+  await page.reload();
+  await page.getByRole('button', { name: 'Sign in with wallet' }).waitFor();
+  await page.locator('#notice .notice.error').waitFor();
+  assert.match(await notice(), /signed out \(the session was revoked\)/);
+});
+
+test('the creator creates a gated video in the studio, uploads it (pause, resume, 100 %), sees it ready with a poster, and deletes one', async () => {
+  await page.setViewportSize(DESKTOP);
+  wallet.setKey(stack.creator.key);
+  await page.goto(url('/studio'));
+  await signInThroughPage('Sign in');
+  await signedInAs(stack.creator.address);
+  await page.getByRole('heading', { name: 'New video' }).waitFor();
+
+  const clip = await makeTestVideo(tempDir('web-clip'), { seconds: 4, size: '640x360', rate: 25 });
+  await page.getByLabel('Title').fill('Made in the studio');
+  await page.getByLabel('Description (optional)').fill('Uploaded through the web app.');
+  await page.getByLabel('Video file').setInputFiles(clip);
+  await page.getByRole('button', { name: 'Add a rule' }).click();
+  await page.getByLabel('Token contract').fill(stack.nft.toLowerCase()); // not EIP-55: the API says so
+  await page.getByRole('button', { name: 'Create and upload' }).click();
+  const contract = page.getByLabel('Token contract');
+  await page.waitForFunction(() => document.querySelector('input[name=contract]')?.getAttribute('aria-invalid') === 'true');
+  const fieldError = await page.locator(`#${await contract.getAttribute('id')}-error`).innerText();
+  assert.match(fieldError, /EIP-55/, fieldError);
+  await checkBothSizes('studio, a field error', 'studio-form');
+
+  // Slow the upload down so it can be seen moving, paused and resumed.
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: Math.max(20_000, fs.statSync(clip).size / 6) });
+  await contract.fill(stack.nft);
+  const tusLog = []; // 'PATCH <offset sent>' and 'HEAD <offset answered>'
+  page.on('request', (r) => {
+    if (r.method() === 'PATCH') tusLog.push(`PATCH ${r.headers()['upload-offset']}`);
+  });
+  page.on('response', (r) => {
+    if (r.request().method() === 'HEAD' && r.headers()['upload-offset'] !== undefined) tusLog.push(`HEAD ${r.headers()['upload-offset']}`);
+  });
+  await page.getByRole('button', { name: 'Create and upload' }).click();
+  const upload = page.locator('[data-testid=upload]');
+  await upload.waitFor();
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid=upload]')?.dataset.percent) > 0, null, { timeout: 20_000 });
+  const text = await upload.locator('.upload-text').innerText();
+  assert.match(text, /\d+ % · .* of .*(· .*\/s · about .* left)?/, text);
+  await upload.getByRole('button', { name: 'Pause' }).click();
+  await upload.locator('.upload-text', { hasText: 'Paused at' }).waitFor();
+  const pausedAt = Number(await upload.getAttribute('data-percent'));
+  assert.ok(pausedAt < 100, `paused before the end (${pausedAt} %)`);
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+  await upload.getByRole('button', { name: 'Resume' }).click();
+  await page.waitForFunction(() => document.querySelector('[data-testid=upload]')?.dataset.percent === '100', null, { timeout: 30_000 });
+  // Resuming asked the server where the upload stands (HEAD) and went on from that offset.
+  const head = tusLog.findLastIndex((l) => l.startsWith('HEAD '));
+  assert.ok(head > 0 && tusLog[head + 1] === `PATCH ${tusLog[head].slice(5)}`, `tus requests: ${tusLog.join(', ')}`);
+
+  const card = page.locator('.studio-card', { hasText: 'Made in the studio' });
+  const id = await card.getAttribute('data-id');
+  await page.waitForFunction((i) => document.querySelector(`.studio-card[data-id="${i}"][data-status="ready"] img.poster:not([hidden])`)?.naturalWidth > 0, id, { timeout: 90_000, polling: 250 });
+  assert.equal(await card.getAttribute('data-status'), 'ready');
+  assert.match(await card.locator('.who').innerText().catch(() => card.innerText()), new RegExp(stack.nft));
+  await checkBothSizes('studio, my videos', 'studio');
+
+  // Delete, after confirming, the video made by the fixture.
+  const other = page.locator('.studio-card', { hasText: video.title });
+  await other.getByRole('button', { name: `Delete ${video.title}` }).click();
+  const confirm = page.getByRole('dialog', { name: `Delete “${video.title}”?` });
+  await confirm.getByRole('button', { name: 'Delete video' }).click();
+  await other.waitFor({ state: 'detached', timeout: 15_000 });
+  const gone = await api(stack.host.base, 'GET', `/api/v1/videos/${video.id}`);
+  assert.equal(gone.status, 404);
+});
+
+test('no Content-Security-Policy violation and no page error along the way', () => {
+  assert.deepEqual(cspViolations, []);
+  assert.deepEqual(pageErrors, []);
+});
