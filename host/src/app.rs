@@ -185,6 +185,8 @@ fn prepare(
     let cache = crate::compile_cache::default_dir();
     let component = crate::compile_cache::load(engine, source, cache.as_deref())
         .map_err(|e| anyhow::anyhow!("component `{id}`: compiling {}: {e:#}", source.display()))?;
+    crate::engine::check_fits(&component)
+        .map_err(|e| anyhow::anyhow!("component `{id}` ({}): {e:#}", source.display()))?;
     // An import we do not implement surfaces here, with wasmtime naming the interface; say
     // which component and that this host is the reason, rather than a generic link error.
     let pre = linker.instantiate_pre(&component).map_err(|e| {

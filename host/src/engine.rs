@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use wasmtime::component::Component;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the engine's epoch advances (Spin's default). A guest running compiled code checks
@@ -9,18 +10,30 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 /// long, however it loops.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Sized for this project's scale (a handful of components, tens of concurrent requests on a
-/// small machine) rather than wasmtime's defaults of a thousand of everything.
-pub fn new() -> anyhow::Result<Engine> {
+/// What one component instance may take from the pool. Every component is checked against
+/// these when the app loads ([`check_fits`]), so `instances` concurrent instances of any mix of
+/// the app's components always fit a pool sized `instances` times these: instantiation never
+/// fails for want of a slot while the server admits no more than `instances` requests at once.
+/// (Measured: each of the app's components, spin-sdk 5.2 on wasm32-wasip2, needs 1 memory and
+/// 2 tables; the shares leave room for a component built otherwise.)
+const MEMORIES_PER_INSTANCE: u32 = 2;
+const TABLES_PER_INSTANCE: u32 = 4;
+/// Core instances cost the pool nothing but a counter.
+const CORE_INSTANCES_PER_INSTANCE: u32 = 64;
+
+/// An engine whose instance pool holds `instances` component instances at once (the server's
+/// `--max-concurrent-requests`).
+pub fn new(instances: u32) -> anyhow::Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(512)
-        .total_core_instances(4096)
-        .total_memories(1024)
-        .total_tables(2048)
-        .total_stacks(512)
-        .max_core_instances_per_component(64)
-        .max_memories_per_component(16)
-        .max_tables_per_component(32)
+    pool.total_component_instances(instances)
+        // One fiber stack per instance: a request's store runs one call at a time.
+        .total_stacks(instances)
+        .total_core_instances(instances * CORE_INSTANCES_PER_INSTANCE)
+        .total_memories(instances * MEMORIES_PER_INSTANCE)
+        .total_tables(instances * TABLES_PER_INSTANCE)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_INSTANCE)
+        .max_memories_per_component(MEMORIES_PER_INSTANCE)
+        .max_tables_per_component(TABLES_PER_INSTANCE)
         .max_memory_size((crate::limits::MAX_INSTANCE_MEMORY_MIB as usize) << 20)
         // Per-request instances make slot reuse the hot path. By default a freed slot is
         // returned to the kernel with madvise, and the next request page-faults it back in:
@@ -54,4 +67,27 @@ fn start_epoch_ticker(engine: &Engine) {
             }
         })
         .expect("spawning the epoch ticker thread");
+}
+
+/// Refuses, at load, a component that would need more of the pool per instance than the pool
+/// was sized for.
+pub fn check_fits(component: &Component) -> anyhow::Result<()> {
+    let Some(needs) = component.resources_required() else {
+        anyhow::bail!(
+            "it instantiates imported core modules, so what it needs from the instance pool cannot be known"
+        );
+    };
+    tracing::debug!(
+        memories = needs.num_memories,
+        tables = needs.num_tables,
+        "pool slots one instance needs"
+    );
+    if needs.num_memories > MEMORIES_PER_INSTANCE || needs.num_tables > TABLES_PER_INSTANCE {
+        anyhow::bail!(
+            "one instance needs {} memories and {} tables; this host's instance pool allows {MEMORIES_PER_INSTANCE} and {TABLES_PER_INSTANCE}",
+            needs.num_memories,
+            needs.num_tables
+        );
+    }
+    Ok(())
 }

@@ -1,15 +1,18 @@
 //! The answers the host gives itself, in the API's error shape:
 //! `{"error": "<sentence>", "code": "<snake_case>"}` with `content-type: application/json`.
 //! A component's own answers are the component's business; everything the host says when no
-//! component does (no route, an unreadable request, a trap, a deadline) is here.
+//! component does (no route, an unreadable request, a full pool, a trap, a deadline) is here.
 
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use http::StatusCode;
 use http_body_util::{BodyExt, Full};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+/// What an overloaded answer tells the client to wait before retrying, in seconds.
+pub const RETRY_AFTER_SECS: u32 = 1;
 
 pub type Response = hyper::Response<HyperOutgoingBody>;
 
@@ -67,6 +70,15 @@ pub fn timeout(limit_secs: u64) -> Response {
     )
 }
 
+/// 503 with `Retry-After`: the server is at its limit; the same request may succeed shortly.
+pub fn overloaded(message: &str) -> Response {
+    let mut response = json(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    response
+}
+
 /// Appends `s` as a JSON string literal (quotes included).
 fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
@@ -105,6 +117,17 @@ mod tests {
         assert_eq!(
             body_of(response).await,
             r#"{"error":"a \"quoted\"\\ line\n\u0001","code":"bad_request"}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn overloaded_says_when_to_retry() {
+        let response = overloaded("busy");
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        assert_eq!(
+            body_of(response).await,
+            r#"{"error":"busy","code":"overloaded"}"#
         );
     }
 }

@@ -18,6 +18,17 @@ pub struct Limits {
     #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=MAX_INSTANCE_MEMORY_MIB))]
     pub max_instance_memory_mib: u64,
 
+    /// Requests running in components at once; the instance pool holds exactly this many
+    /// instances, so instantiation never fails for want of a slot. Requests beyond it wait in
+    /// a queue.
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_concurrent_requests: u32,
+
+    /// Milliseconds a request may wait in that queue; past it the client gets 503 `overloaded`
+    /// with `Retry-After`.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub queue_timeout_ms: u64,
+
     /// Seconds a client may take to send a request head, and the longest a keep-alive
     /// connection may sit idle between requests; past it the connection is closed.
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
@@ -39,6 +50,10 @@ impl Limits {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn queue_timeout(&self) -> Duration {
+        Duration::from_millis(self.queue_timeout_ms)
     }
 
     pub fn header_read_timeout(&self) -> Duration {

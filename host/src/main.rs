@@ -119,7 +119,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     let listen = listener.local_addr()?;
 
-    let engine = engine::new()?;
+    let engine = engine::new(args.limits.max_concurrent_requests)?;
     let app = app::load(
         &engine,
         app::LoadOptions {
@@ -148,11 +148,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     use std::io::Write as _;
     std::io::stdout().flush().ok();
 
-    let server = Arc::new(server::Server {
-        app: Arc::new(app),
-        engine,
-        limits: args.limits,
-    });
+    let server = Arc::new(server::Server::new(app, engine, args.limits));
     server::serve(server, listener, shutdown_signal()).await
 }
 

@@ -14,6 +14,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -53,9 +54,18 @@ impl std::error::Error for MemoryCapReached {}
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Server {
-    pub app: Arc<App>,
-    pub engine: Engine,
-    pub limits: Limits,
+    app: Arc<App>,
+    engine: Engine,
+    limits: Limits,
+    /// One permit per instance the pool holds: a request takes one before it instantiates.
+    slots: Arc<Semaphore>,
+}
+
+/// A request's store and the slot it holds. Fields drop in order: the store (and with it the
+/// pool slot) is given back before the permit lets the next request in.
+struct Instance {
+    store: Store<RequestState>,
+    _slot: OwnedSemaphorePermit,
 }
 
 pub async fn serve(
@@ -138,6 +148,32 @@ fn well_known(path: &str) -> Option<hyper::Response<HyperOutgoingBody>> {
 }
 
 impl Server {
+    pub fn new(app: App, engine: Engine, limits: Limits) -> Self {
+        Self {
+            app: Arc::new(app),
+            engine,
+            slots: Arc::new(Semaphore::new(limits.max_concurrent_requests as usize)),
+            limits,
+        }
+    }
+
+    /// A slot in the instance pool, at once or after a short wait in line; `None` when the
+    /// queue timeout passes first.
+    async fn take_slot(&self) -> Option<OwnedSemaphorePermit> {
+        match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => return Some(slot),
+            Err(TryAcquireError::Closed) => return None,
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        tokio::time::timeout(
+            self.limits.queue_timeout(),
+            self.slots.clone().acquire_owned(),
+        )
+        .await
+        .ok()?
+        .ok()
+    }
+
     async fn handle(
         &self,
         req: hyper::Request<Incoming>,
@@ -198,6 +234,12 @@ impl Server {
             }
         }
 
+        let Some(slot) = self.take_slot().await else {
+            return (
+                Some(id),
+                errors::overloaded("The server is at capacity. Retry shortly."),
+            );
+        };
         let mut store = Store::new(
             &self.engine,
             RequestState::new(
@@ -256,11 +298,13 @@ impl Server {
         // moved to a task of its own.
         let pre = component.pre.clone();
         let mut guest = Box::pin(async move {
+            let mut instance = Instance { store, _slot: slot };
+            let store = &mut instance.store;
             let run = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
+                let proxy = pre.instantiate_async(&mut *store).await?;
                 proxy
                     .wasi_http_incoming_handler()
-                    .call_handle(&mut store, request, outparam)
+                    .call_handle(&mut *store, request, outparam)
                     .await
             };
             match tokio::time::timeout_at(deadline.into(), run).await {

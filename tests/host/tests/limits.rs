@@ -194,3 +194,87 @@ fn a_guest_that_allocates_without_end_is_stopped_at_its_cap() {
     assert_eq!(host.get("/exact").status, 200);
     assert_eq!(host.get("/?op=alloc&limit_mib=16").status, 200);
 }
+
+/// Sends `n` requests for `path` at once and returns their replies.
+fn at_once(host: &Host, path: &str, n: usize) -> Vec<HeadedReply> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n).map(|_| s.spawn(|| host.get_headed(path))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn requests_beyond_the_pool_wait_their_turn_and_instantiation_never_fails() {
+    let state = tempfile::tempdir().unwrap();
+    let host = probe_with(
+        state.path(),
+        &[
+            "--max-concurrent-requests",
+            "4",
+            "--queue-timeout-ms",
+            "20000",
+        ],
+    );
+    let replies = at_once(&host, "/?op=sleep&ms=400", 12);
+    let mut spans = Vec::new();
+    for reply in &replies {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let v = reply.json();
+        spans.push((
+            v["start_ms"].as_u64().unwrap(),
+            v["end_ms"].as_u64().unwrap(),
+        ));
+    }
+    // Never more than four guests at once: at any guest's start, count who else was running.
+    for (start, _) in &spans {
+        let running = spans
+            .iter()
+            .filter(|(s, e)| s <= start && start < e)
+            .count();
+        assert!(running <= 4, "{running} guests ran at once: {spans:?}");
+    }
+}
+
+#[test]
+fn past_the_queue_timeout_the_answer_is_a_json_503_with_retry_after() {
+    let state = tempfile::tempdir().unwrap();
+    let host = probe_with(
+        state.path(),
+        &[
+            "--max-concurrent-requests",
+            "2",
+            "--queue-timeout-ms",
+            "200",
+        ],
+    );
+    std::thread::scope(|s| {
+        let busy: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| host.get("/?op=sleep&ms=1500")))
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        let reply = host.get_headed("/exact");
+        let waited = started.elapsed();
+        assert_eq!(reply.status, 503, "{}", reply.body);
+        assert_eq!(
+            reply.header("content-type").unwrap_or_default(),
+            "application/json"
+        );
+        assert_eq!(reply.json()["code"], "overloaded", "{}", reply.body);
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        assert!(
+            waited >= Duration::from_millis(180) && waited < Duration::from_secs(1),
+            "answered after {waited:?}"
+        );
+        // Routes the host answers itself need no slot.
+        assert_eq!(host.get("/.well-known/spin/health").status, 200);
+        for handle in busy {
+            assert_eq!(handle.join().unwrap().status, 200);
+        }
+    });
+    assert_eq!(
+        host.get("/exact").status,
+        200,
+        "served again once slots free"
+    );
+}
