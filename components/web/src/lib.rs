@@ -8,8 +8,8 @@
 //! - A strict Content-Security-Policy: scripts and styles from this origin only (none inline),
 //!   network, media and images from this origin, `stream_base_url` and `media_base_url` (the
 //!   player fetches playlists and segments there; `blob:` media is hls.js's MediaSource).
-//! - This component holds the catch-all route, so an unknown path under the API's prefixes
-//!   answers the API's JSON 404, not a page.
+//! - This component holds the catch-all route, so any other path answers what the host answers
+//!   when no route matches: the JSON 404 `{"error", "code": "not_found"}` (tests/host routing).
 
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::{http_component, variables};
@@ -26,17 +26,10 @@ pub struct Asset {
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-const API_PREFIXES: [&str; 4] = ["/api/", "/stream/", "/internal/", "/media/"];
 
 #[http_component]
 fn handle(req: Request) -> Response {
     let path = req.path().to_string();
-    if API_PREFIXES
-        .iter()
-        .any(|p| path.starts_with(p) || path == p.trim_end_matches('/'))
-    {
-        return json(404, "not_found", "No route matches this path.");
-    }
     let head = match req.method() {
         Method::Get => false,
         Method::Head => true,
@@ -69,7 +62,7 @@ fn handle(req: Request) -> Response {
             None => return json(503, "web_app_not_built", "index.html is missing."),
         }
     } else {
-        return page_not_found(head);
+        return json(404, "not_found", "No route matches this path.");
     };
 
     let csp = content_security_policy();
@@ -236,24 +229,6 @@ fn chain_ids(value: &str) -> Vec<u64> {
         }
     }
     ids
-}
-
-fn page_not_found(head: bool) -> Response {
-    let body = "<!doctype html><meta charset=utf-8><title>Not found · StreamGate</title><h1>Not found</h1><p><a href=\"/\">StreamGate home</a></p>";
-    let mut builder = Response::builder();
-    builder
-        .status(404)
-        .header("content-type", "text/html; charset=utf-8")
-        .header("cache-control", "no-cache");
-    security_headers(
-        &mut builder,
-        "default-src 'none'; base-uri 'none'; frame-ancestors 'none'",
-    );
-    if head {
-        builder.build()
-    } else {
-        builder.body(body).build()
-    }
 }
 
 fn json(status: u16, code: &str, message: &str) -> Response {
