@@ -29,6 +29,12 @@ pub struct Limits {
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub queue_timeout_ms: u64,
 
+    /// Connections one client (an IPv4 address, or an IPv6 /64) may hold open at once; more
+    /// are answered 503 `overloaded` and closed. 0 for no cap: behind a proxy or CDN every
+    /// connection comes from the proxy, which must then do this itself.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_connections_per_client: u32,
+
     /// Seconds a client may take to send a request head, and the longest a keep-alive
     /// connection may sit idle between requests; past it the connection is closed.
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]

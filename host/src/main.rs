@@ -4,6 +4,7 @@
 
 mod app;
 mod bindings;
+mod client_limit;
 mod compile_cache;
 mod engine;
 mod errors;

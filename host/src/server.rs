@@ -21,6 +21,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
 use crate::app::App;
+use crate::client_limit::ClientConnections;
 use crate::errors;
 use crate::limits::Limits;
 use crate::request_body::RequestBody;
@@ -59,6 +60,7 @@ pub struct Server {
     limits: Limits,
     /// One permit per instance the pool holds: a request takes one before it instantiates.
     slots: Arc<Semaphore>,
+    clients: Arc<ClientConnections>,
 }
 
 /// A request's store and the slot it holds. Fields drop in order: the store (and with it the
@@ -80,6 +82,9 @@ pub async fn serve(
     http.keep_alive(true)
         .timer(TokioTimer::new())
         .header_read_timeout(server.limits.header_read_timeout());
+    // For a client over its connection cap: one answer, then the connection closes.
+    let mut refuse = http.clone();
+    refuse.keep_alive(false);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -94,6 +99,20 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let Some(counted) = server.clients.admit(client.ip()) else {
+                    let conn = refuse.serve_connection(
+                        TokioIo::new(stream),
+                        service_fn(|_req| async {
+                            Ok::<_, Infallible>(errors::closing(errors::overloaded(
+                                "Too many connections from this client. Close some, or retry shortly.",
+                            )))
+                        }),
+                    );
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    continue;
+                };
                 let server = server.clone();
                 let conn = http.serve_connection(
                     TokioIo::new(stream),
@@ -107,6 +126,7 @@ pub async fn serve(
                     if let Err(e) = conn.await {
                         tracing::debug!(%client, "connection error: {e}");
                     }
+                    drop(counted);
                 });
             }
             () = &mut shutdown => break,
@@ -153,6 +173,7 @@ impl Server {
             app: Arc::new(app),
             engine,
             slots: Arc::new(Semaphore::new(limits.max_concurrent_requests as usize)),
+            clients: ClientConnections::new(limits.max_connections_per_client as usize),
             limits,
         }
     }

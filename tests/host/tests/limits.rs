@@ -278,3 +278,55 @@ fn past_the_queue_timeout_the_answer_is_a_json_503_with_retry_after() {
         "served again once slots free"
     );
 }
+
+/// A second loopback address: connections from it are another client as far as the host can
+/// tell.
+const OTHER_CLIENT: &str = "127.0.0.2";
+
+#[test]
+fn a_client_over_its_connection_cap_is_answered_503_and_closed_while_others_are_served() {
+    let state = tempfile::tempdir().unwrap();
+    let host = probe_with(state.path(), &["--max-connections-per-client", "3"]);
+    let other: std::net::IpAddr = OTHER_CLIENT.parse().unwrap();
+
+    let mut held: Vec<TcpStream> = (0..3)
+        .map(|_| bench_flood::connect(host.addr, Some(other)).unwrap())
+        .collect();
+    // Give the host a moment to count them.
+    std::thread::sleep(Duration::from_millis(200));
+
+    let mut over = bench_flood::connect(host.addr, Some(other)).unwrap();
+    over.write_all(b"GET /exact HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (seen, _) = read_until_closed(&mut over, Duration::from_secs(5));
+    assert!(seen.starts_with("HTTP/1.1 503"), "{seen}");
+    let lower = seen.to_ascii_lowercase();
+    assert!(lower.contains("content-type: application/json"), "{seen}");
+    assert!(lower.contains("retry-after: 1"), "{seen}");
+    assert!(lower.contains("connection: close"), "{seen}");
+    assert!(seen.contains(r#""code":"overloaded""#), "{seen}");
+
+    // Another client is served as ever.
+    assert_eq!(host.get("/exact").status, 200);
+
+    // The capped client may connect again once it closes one of its connections; the ones it
+    // holds keep working.
+    held.pop();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut again = bench_flood::connect(host.addr, Some(other)).unwrap();
+    again
+        .write_all(b"GET /exact HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (seen, _) = read_until_closed(&mut again, Duration::from_secs(5));
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    held[0]
+        .write_all(b"GET /exact HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (seen, _) = read_until_closed(&mut held[0], Duration::from_secs(5));
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(
+        host.logs_eventually("client 127.0.0.2 holds 3 connections"),
+        "{}",
+        host.log()
+    );
+}
