@@ -175,6 +175,7 @@ async fn verify(request: &ApiRequest, kv: &Store) -> Result<Response, ApiError> 
         rpc_urls.keys().copied().collect(),
     );
     let keys = streamgate_spin::session::keys()?;
+    let ttl = config::session_ttl_secs(&streamgate_spin::config::get("session_ttl_secs")?)?;
 
     let message = signin::check_message(&body.message, &siwe, now)?;
     let address = message.address.to_checksum(None);
@@ -214,7 +215,7 @@ async fn verify(request: &ApiRequest, kv: &Store) -> Result<Response, ApiError> 
         message.chain_id,
         signer.into(),
         now,
-        session::DEFAULT_SESSION_TTL_SECS,
+        ttl,
         random_bytes()?,
     )?;
     Ok(response::json(

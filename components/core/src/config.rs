@@ -71,9 +71,32 @@ pub fn rate_limit(variable: &'static str, value: &str) -> Result<Limit, ConfigEr
     })
 }
 
+/// `session_ttl_secs`: how long a session token lives, whole seconds, at least 1.
+pub fn session_ttl_secs(value: &str) -> Result<i64, ConfigError> {
+    value
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|s| *s >= 1)
+        .ok_or_else(|| ConfigError {
+            variable: "session_ttl_secs",
+            problem: format!("`{value}` is not a number of seconds of at least 1 (e.g. 86400)"),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_ttls_parse() {
+        assert_eq!(session_ttl_secs("86400"), Ok(86_400));
+        assert_eq!(session_ttl_secs(" 3 "), Ok(3));
+        for bad in ["0", "-1", "", "1h", "1.5"] {
+            let e = session_ttl_secs(bad).unwrap_err();
+            assert_eq!(e.variable, "session_ttl_secs", "{bad}");
+        }
+    }
 
     #[test]
     fn chain_urls_parse_and_reject_nonsense() {
