@@ -253,8 +253,9 @@ fn me(request: &ApiRequest) -> Result<Response, ApiError> {
 fn logout(request: &ApiRequest) -> Result<Response, ApiError> {
     let kv = streamgate_spin::session::key_value()?;
     let keys = streamgate_spin::session::keys()?;
+    let now = now();
     let session =
-        streamgate_spin::session::authenticate(request.header("authorization"), &keys, &kv, now())?;
-    streamgate_spin::session::revoke(&session, &kv)?;
+        streamgate_spin::session::authenticate(request.header("authorization"), &keys, &kv, now)?;
+    streamgate_spin::session::revoke(&session, &kv, now)?;
     Ok(response::no_content())
 }

@@ -42,7 +42,8 @@ impl Counter<'_> {
         let (key, limit, stored) = self.read(store)?;
         match decide(stored, limit, now) {
             Decision::Allowed { window, .. } => {
-                store.set(&key, &window.to_bytes()).map_err(unavailable)
+                streamgate_spin::key_value::set_expiring(store, &key, &window.to_bytes(), now)
+                    .map_err(unavailable)
             }
             Decision::Limited { retry_after } => Err(rate_limited_error(retry_after)),
         }

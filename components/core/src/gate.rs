@@ -67,7 +67,8 @@ impl Holding {
     /// The key-value cache key: every field the answer depends on.
     pub fn cache_key(&self) -> String {
         format!(
-            "gate:{}:{}:{:?}:{}:{}:{}",
+            "{}{}:{}:{:?}:{}:{}:{}",
+            crate::key_value::GATE_CACHE_PREFIX,
             self.chain_id,
             self.contract.to_checksum(None),
             self.standard,
@@ -190,10 +191,13 @@ pub async fn check<R: ChainReader>(reader: &R, holding: &Holding) -> Result<bool
     }
 }
 
-/// A remembered answer, with when it stops counting.
+/// A remembered answer, with when it stops counting: stored as `{"holds", "exp"}`, `exp` being
+/// the entry's lifetime for the key-value sweep ([`crate::key_value`]); answers stored before
+/// said `until`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CachedAnswer {
     pub holds: bool,
+    #[serde(rename = "exp", alias = "until")]
     pub until: i64,
 }
 
@@ -379,5 +383,11 @@ mod tests {
             negative_secs: i64::MAX,
         };
         assert_eq!(forever.answer(true, 100).until, i64::MAX);
+        // Stored with its end as `exp`; answers stored as `until` still read.
+        let stored = serde_json::to_value(ttl.answer(true, 100)).unwrap();
+        assert_eq!(stored, serde_json::json!({"holds": true, "exp": 130}));
+        let old: CachedAnswer = serde_json::from_str(r#"{"holds":false,"until":105}"#).unwrap();
+        assert_eq!((old.holds, old.until), (false, 105));
+        assert!(a.cache_key().starts_with("gate:31337:"));
     }
 }

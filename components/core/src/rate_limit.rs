@@ -19,6 +19,11 @@ pub struct Window {
     pub start: i64,
     /// Requests allowed so far in it.
     pub count: u32,
+    /// When the window ends (`start` + the limit's length when it was written): the entry's
+    /// lifetime for the key-value sweep ([`crate::key_value`]). The limit itself reads the
+    /// length from its configuration. Windows stored before this field read as 0.
+    #[serde(default)]
+    pub exp: i64,
 }
 
 impl Window {
@@ -51,12 +56,17 @@ pub enum Decision {
 fn current(stored: Option<Window>, limit: Limit, now: i64) -> Window {
     let len = i64::from(limit.window_secs.max(1));
     // A window from the future (clock stepped back) is treated as over.
-    stored
+    let window = stored
         .filter(|w| w.start <= now && now < w.start.saturating_add(len))
         .unwrap_or(Window {
             start: now,
             count: 0,
-        })
+            exp: 0,
+        });
+    Window {
+        exp: window.start.saturating_add(len),
+        ..window
+    }
 }
 
 /// Whether one more request at `now` would be refused, without counting it: `Some(retry_after)`
@@ -95,7 +105,7 @@ pub fn window_ttl_secs(limit: Limit) -> u32 {
 
 /// The counter key for one scope (e.g. `"verify"`) and subject (e.g. `"ip:203.0.113.9"`).
 pub fn rate_limit_key(scope: &str, subject: &str) -> String {
-    format!("rl:{scope}:{subject}")
+    format!("{}{scope}:{subject}", crate::key_value::RATE_LIMIT_PREFIX)
 }
 
 /// Whether a sign-in attempt that ended in `error` counts as a failure against its client:
@@ -140,7 +150,11 @@ mod tests {
         assert_eq!(
             run(&mut s, t),
             Decision::Allowed {
-                window: Window { start: t, count: 1 },
+                window: Window {
+                    start: t,
+                    count: 1,
+                    exp: t + 60
+                },
                 remaining: 2
             }
         );
@@ -160,7 +174,8 @@ mod tests {
             Decision::Allowed {
                 window: Window {
                     start: t + 60,
-                    count: 1
+                    count: 1,
+                    exp: t + 120
                 },
                 remaining: 2
             }
@@ -179,6 +194,7 @@ mod tests {
         let future = Some(Window {
             start: 2000,
             count: 99,
+            exp: 2060,
         });
         assert!(matches!(decide(future, L, 1000), Decision::Allowed { .. }));
         // Extreme times saturate.
@@ -189,6 +205,7 @@ mod tests {
         let full = Some(Window {
             start: i64::MAX - 10,
             count: 3,
+            exp: i64::MAX,
         });
         assert_eq!(
             decide(full, L, i64::MAX - 5),
@@ -211,7 +228,14 @@ mod tests {
         assert_eq!(run(&mut s, t + 10), Decision::Limited { retry_after: 50 });
         // The window ends: allowed again, still without counting.
         assert_eq!(limited(s, L, t + 60), None);
-        assert_eq!(s, Some(Window { start: t, count: 3 }));
+        assert_eq!(
+            s,
+            Some(Window {
+                start: t,
+                count: 3,
+                exp: t + 60
+            })
+        );
         let zero = Limit {
             max: 0,
             window_secs: 60,
@@ -250,9 +274,23 @@ mod tests {
 
     #[test]
     fn storage_and_errors() {
-        let w = Window { start: 7, count: 2 };
+        let w = Window {
+            start: 7,
+            count: 2,
+            exp: 67,
+        };
         assert_eq!(Window::from_bytes(&w.to_bytes()), Some(w));
         assert_eq!(Window::from_bytes(b"garbage"), None);
+        // A window stored before it carried its end still counts.
+        let old = Window::from_bytes(br#"{"start":7,"count":2}"#).unwrap();
+        assert_eq!((old.start, old.count, old.exp), (7, 2, 0));
+        assert!(matches!(
+            decide(Some(old), L, 10),
+            Decision::Allowed {
+                remaining: 0,
+                window: Window { exp: 67, .. }
+            }
+        ));
         assert_eq!(rate_limit_key("nonce", "ip:1.2.3.4"), "rl:nonce:ip:1.2.3.4");
         let e = rate_limited_error(30);
         assert_eq!((e.status, e.code), (429, "rate_limited"));

@@ -1,6 +1,7 @@
 //! Ownership answers, cached in key-value with separate lifetimes for "holds" and "does not
 //! hold": a viewer who sells the token loses access within the positive lifetime. Errors are
-//! never cached: the next request asks the chain again.
+//! never cached: the next request asks the chain again. Each entry carries its end, and the
+//! key-value sweep removes it after that (`streamgate_spin::key_value`).
 
 use spin_sdk::key_value::Store;
 use streamgate_core::gate::{self, CacheTtl, CachedAnswer, GateError, Holding};
@@ -26,7 +27,7 @@ pub async fn holds(
     let holds = gate::check(reader, holding).await?;
     if let Ok(bytes) = serde_json::to_vec(&ttl.answer(holds, now)) {
         // A cache that cannot be written only costs the next request a chain call.
-        let _ = kv.set(&key, &bytes);
+        let _ = streamgate_spin::key_value::set_expiring(kv, &key, &bytes, now);
     }
     Ok(holds)
 }

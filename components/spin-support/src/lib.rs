@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod config;
+pub mod key_value;
 pub mod migrations;
 pub mod playback_keys;
 pub mod request;

@@ -1,16 +1,18 @@
 //! The session check every authenticated route calls, and logout's revocation list.
 //!
 //! Tokens are verified by `streamgate-core` (signature, key id, expiry); revocation lives in the
-//! key-value store under `session:revoked:<jti>` until the token would have expired anyway.
+//! key-value store under `session:revoked:<jti>`, holding the token's `exp`, until the sweep
+//! removes it after the token would have expired anyway ([`crate::key_value`]).
 
 use spin_sdk::key_value::Store;
 use streamgate_core::api_error::ApiError;
+use streamgate_core::key_value::REVOKED_SESSION_PREFIX;
 use streamgate_core::session::{check_bearer, Session, SessionError, SessionKeys};
 
 use crate::secrets::Rotating;
 
 fn revoked_key(jti: &str) -> String {
-    format!("session:revoked:{jti}")
+    format!("{REVOKED_SESSION_PREFIX}{jti}")
 }
 
 fn store_unavailable(e: impl std::fmt::Debug) -> ApiError {
@@ -59,12 +61,13 @@ pub fn authenticate(
     Ok(session)
 }
 
-/// Logout: the token is refused from now until it expires.
-pub fn revoke(session: &Session, store: &Store) -> Result<(), ApiError> {
-    store
-        .set(
-            &revoked_key(&session.jti),
-            session.expires_at.to_string().as_bytes(),
-        )
-        .map_err(store_unavailable)
+/// Logout: the token is refused from now until it expires; the entry's lifetime is the token's.
+pub fn revoke(session: &Session, store: &Store, now: i64) -> Result<(), ApiError> {
+    crate::key_value::set_expiring(
+        store,
+        &revoked_key(&session.jti),
+        session.expires_at.to_string().as_bytes(),
+        now,
+    )
+    .map_err(store_unavailable)
 }
