@@ -112,11 +112,20 @@ impl AllowedHosts {
         rules: Rules,
     ) -> Result<Self, AllowedHostsError> {
         reject_insecure_allow_all(entries)?;
+        // As Spin: literal entries and template syntax first (`parse_partial`), then each
+        // template is resolved, keeping the entries' order.
+        let partial = entries
+            .iter()
+            .map(|entry| match parse_template(entry)? {
+                None => AllowedHost::parse(entry, rules).map(Ok),
+                Some(_) => Ok(Err(entry)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut parsed = Vec::with_capacity(entries.len());
-        for entry in entries {
-            match parse_template(entry)? {
-                None => parsed.push(AllowedHost::parse(entry, rules)?),
-                Some(_) => {
+        for item in partial {
+            match item {
+                Ok(host) => parsed.push(host),
+                Err(entry) => {
                     let resolved = resolver.resolve_template(entry).map_err(|source| {
                         AllowedHostsError::Template {
                             entry: entry.clone(),
@@ -141,11 +150,16 @@ impl AllowedHosts {
         rules: Rules,
     ) -> Result<(), AllowedHostsError> {
         reject_insecure_allow_all(entries)?;
+        // Spin's order (`parse_partial`, then each template): every literal entry and every
+        // template's syntax first, so a malformed literal is reported before a bad default.
+        let mut templates = Vec::new();
         for entry in entries {
-            let Some(template) = parse_template(entry)? else {
-                AllowedHost::parse(entry, rules)?;
-                continue;
-            };
+            match parse_template(entry)? {
+                None => drop(AllowedHost::parse(entry, rules)?),
+                Some(template) => templates.push((entry, template)),
+            }
+        }
+        for (entry, template) in templates {
             let Ok(resolved) = resolver.resolve_template_with_defaults(entry) else {
                 continue;
             };
@@ -1162,6 +1176,29 @@ mod tests {
         // Malformed template and insecure:allow-all are still load-time errors.
         AllowedHosts::validate(&strings(&["http://{{ x"]), &r, Rules::Released).unwrap_err();
         AllowedHosts::validate(&strings(&["insecure:allow-all"]), &r, Rules::Released).unwrap_err();
+    }
+
+    /// Spin parses every literal entry (and every template's syntax) before it checks any
+    /// template's default, so of two problems the literal one is reported.
+    #[test]
+    fn literal_entries_are_checked_before_template_defaults() {
+        let r = resolver(&[("bad", Some("invalid host"))], &[]);
+        let entries = strings(&["https://{{ bad }}", "nope"]);
+        let err = AllowedHosts::validate(&entries, &r, Rules::Released).unwrap_err();
+        assert!(
+            err.to_string().contains("does not contain a scheme"),
+            "{err}"
+        );
+        let err = AllowedHosts::resolve(&entries, &r, Rules::Released).unwrap_err();
+        assert!(
+            err.to_string().contains("does not contain a scheme"),
+            "{err}"
+        );
+        let err = AllowedHosts::validate(&entries[..1], &r, Rules::Released).unwrap_err();
+        assert!(
+            matches!(err, AllowedHostsError::InvalidDefault { .. }),
+            "{err}"
+        );
     }
 
     /// The check that kept `spin.toml` from loading on released Spin: a default that empties a
