@@ -1,6 +1,6 @@
 //! Signatures of the events the native side sends to `/internal/v1/events`, in the form Stripe,
 //! Mux and Livepeer use for webhooks: `StreamGate-Signature: t=<unix>,v1=<hex>` where the hex is
-//! HMAC-SHA256(key, "<t>.<raw body>"). Several `v1=` may be present during key rotation.
+//! `HMAC-SHA256(key, "<t>.<raw body>")`. Several `v1=` may be present during key rotation.
 
 use crate::api_error::ApiError;
 use crate::keys::{hmac_sha256, hmac_sha256_verify};
