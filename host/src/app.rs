@@ -18,7 +18,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::bindings::SpinHost;
 use crate::key_value::KeyValueStores;
-use crate::outbound_http::OutboundHttpClient;
+use crate::outbound_http::{OutboundHttpClient, OutboundTimeouts};
 use crate::redis::RedisClients;
 use crate::runtime_config::RuntimeConfig;
 use crate::sqlite::SqliteDatabases;
@@ -42,6 +42,7 @@ pub struct LoadOptions<'a> {
     pub runtime_config: Option<&'a Path>,
     /// Where the listener is, for routing relative self-requests back into the app.
     pub listen: SocketAddr,
+    pub outbound_timeouts: OutboundTimeouts,
     /// Whose rules read `allowed_outbound_hosts`: released Spin 4.0.2's unless asked otherwise.
     pub allowed_hosts_rules: Rules,
 }
@@ -79,7 +80,10 @@ pub async fn load(engine: &Engine, options: LoadOptions<'_>) -> anyhow::Result<A
         key_value,
         sqlite,
         redis: RedisClients::default(),
-        outbound_http: Arc::new(OutboundHttpClient::new(options.listen)),
+        outbound_http: Arc::new(OutboundHttpClient::new(
+            options.listen,
+            options.outbound_timeouts,
+        )),
         variables,
     });
 

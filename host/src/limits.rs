@@ -44,12 +44,37 @@ pub struct Limits {
     /// the component sees a body error and the connection is closed after the answer.
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_idle_timeout_secs: u64,
+
+    /// Seconds an outbound HTTP request may take to connect, when the guest sets no
+    /// `connect-timeout` of its own.
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub outbound_connect_timeout_secs: u64,
+
+    /// Seconds an outbound HTTP request may wait for the response head (connecting included),
+    /// when the guest sets no `first-byte-timeout` of its own.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub outbound_first_byte_timeout_secs: u64,
+
+    /// Seconds an outbound HTTP response body may go without a byte, when the guest sets no
+    /// `between-bytes-timeout` of its own.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub outbound_between_bytes_timeout_secs: u64,
 }
 
 /// The pooling allocator reserves address space for memories of up to this size (engine.rs).
 pub const MAX_INSTANCE_MEMORY_MIB: u64 = 1024;
 
 impl Limits {
+    /// A guest's own outbound timeouts are honoured up to the request's deadline.
+    pub fn outbound_timeouts(&self) -> crate::outbound_http::OutboundTimeouts {
+        crate::outbound_http::OutboundTimeouts {
+            connect: Duration::from_secs(self.outbound_connect_timeout_secs),
+            first_byte: Duration::from_secs(self.outbound_first_byte_timeout_secs),
+            between_bytes: Duration::from_secs(self.outbound_between_bytes_timeout_secs),
+            max: self.request_timeout(),
+        }
+    }
+
     pub fn max_instance_memory(&self) -> usize {
         (self.max_instance_memory_mib as usize) << 20
     }

@@ -128,6 +128,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             state_dir: &state_dir,
             runtime_config: args.runtime_config_file.as_deref(),
             listen,
+            outbound_timeouts: args.limits.outbound_timeouts(),
             allowed_hosts_rules: if args.spin_main_allowed_hosts {
                 streamgate_spin_app::allowed_hosts::Rules::Main
             } else {

@@ -8,7 +8,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
@@ -20,26 +22,51 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::state::ComponentContext;
 
-/// Spin's timeouts when the guest gives none.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long an outbound request may take to connect, to send its first response byte, and
+/// between two bytes of its body. The host's defaults (`--outbound-*-timeout-secs`) apply
+/// where the guest gives none; a guest's own `request-options` are honoured up to `max` (the
+/// request's own deadline, past which nothing waits for the answer anyway). Spin leaves these
+/// at 600 s, which let one slow upstream hold a request, and its instance, for ten minutes.
+#[derive(Clone, Copy, Debug)]
+pub struct OutboundTimeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub between_bytes: Duration,
+    pub max: Duration,
+}
+
+impl OutboundTimeouts {
+    fn resolve(&self, guest: Option<RequestOptions>) -> RequestOptions {
+        let pick =
+            |asked: Option<Duration>, default: Duration| asked.unwrap_or(default).min(self.max);
+        let guest = guest.unwrap_or_default();
+        RequestOptions {
+            connect_timeout: Some(pick(guest.connect_timeout, self.connect)),
+            first_byte_timeout: Some(pick(guest.first_byte_timeout, self.first_byte)),
+            between_bytes_timeout: Some(pick(guest.between_bytes_timeout, self.between_bytes)),
+        }
+    }
+}
 
 /// Shared by every request of the app: one connection pool, and where "self" is.
 pub struct OutboundHttpClient {
     client: Client<HttpConnector, WasiBody>,
     self_origin: SocketAddr,
+    timeouts: OutboundTimeouts,
 }
 
 impl OutboundHttpClient {
-    pub fn new(self_origin: SocketAddr) -> Self {
+    pub fn new(self_origin: SocketAddr, timeouts: OutboundTimeouts) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(DEFAULT_TIMEOUT));
+        connector.set_connect_timeout(Some(timeouts.connect.min(timeouts.max)));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
         Self {
             client,
             self_origin,
+            timeouts,
         }
     }
 }
@@ -123,34 +150,173 @@ impl WasiHttpHooks for OutboundHttp {
         drop(fut);
         let prepared = self.prepare(&mut request);
         let client = self.client.clone();
+        let timeouts = client.timeouts.resolve(options);
+        // A guest that sets a connect timeout other than the host's gets a connection of its
+        // own: the pool's connector has the host's.
+        let pool_connect = client.timeouts.connect.min(client.timeouts.max);
+        let own_connect = options
+            .and_then(|o| o.connect_timeout)
+            .is_some_and(|_| timeouts.connect_timeout != Some(pool_connect));
+        let [connect, first_byte, between_bytes] = [
+            timeouts.connect_timeout,
+            timeouts.first_byte_timeout,
+            timeouts.between_bytes_timeout,
+        ]
+        .map(Option::unwrap_or_default);
         Box::new(async move {
             prepared?;
-            if request.uri().scheme() == Some(&Scheme::HTTPS) {
+            if own_connect || request.uri().scheme() == Some(&Scheme::HTTPS) {
                 // TLS goes through wasmtime-wasi-http's sender (rustls + webpki roots): correct,
-                // if not pooled. Our RPC and self traffic is plain HTTP and takes the pool.
-                let (response, io) =
-                    wasmtime_wasi_http::default_send_request(request, options).await?;
+                // if not pooled. Our RPC and self traffic is plain HTTP and takes the pool. It
+                // bounds the TCP connect and HTTP handshake but not the TLS handshake, hence
+                // the outer bound.
+                let send = wasmtime_wasi_http::default_send_request(request, Some(timeouts));
+                let (response, io) = tokio::time::timeout(connect + first_byte, send)
+                    .await
+                    .map_err(|_| Error::ConnectionReadTimeout)??;
                 let io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
                     Box::new(io);
                 return Ok((response.map(BodyExt::boxed_unsync), io));
             }
-            let first_byte = options
-                .and_then(|o| o.first_byte_timeout)
-                .unwrap_or(DEFAULT_TIMEOUT);
+            // For a new pooled connection, connecting counts against the first byte too.
             let response = tokio::time::timeout(first_byte, client.client.request(request))
                 .await
                 .map_err(|_| Error::ConnectionReadTimeout)?
                 .map_err(|e| {
-                    if e.is_connect() {
+                    if e.is_connect() && timed_out(&e) {
+                        Error::ConnectionTimeout
+                    } else if e.is_connect() {
                         Error::ConnectionRefused
                     } else {
                         Error::InternalError(Some(e.to_string()))
                     }
                 })?;
-            let response = response.map(|body| body.map_err(Error::Hyper).boxed_unsync());
+            let response = response.map(|body| {
+                BetweenBytes::new(body.map_err(Error::Hyper), between_bytes).boxed_unsync()
+            });
             let io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
                 Box::new(async { Ok(()) });
             Ok((response, io))
         })
+    }
+}
+
+/// Whether a client error was a connect timeout (the connector's), somewhere in its sources.
+fn timed_out(error: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// A response body that fails with `connection-read-timeout`, and lets go of its connection,
+/// when no byte arrives for `limit`.
+struct BetweenBytes<B> {
+    inner: Option<B>,
+    limit: Duration,
+    idle: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<B> BetweenBytes<B> {
+    fn new(inner: B, limit: Duration) -> Self {
+        Self {
+            inner: Some(inner),
+            limit,
+            idle: None,
+        }
+    }
+}
+
+impl<B> http_body::Body for BetweenBytes<B>
+where
+    B: http_body::Body<Data = bytes::Bytes, Error = Error> + Unpin,
+{
+    type Data = bytes::Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Error>>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.idle = None;
+                Poll::Ready(frame)
+            }
+            Poll::Pending => {
+                let limit = this.limit;
+                let idle = this
+                    .idle
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match idle.as_mut().poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(()) => {
+                        this.inner = None;
+                        this.idle = None;
+                        Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(http_body::SizeHint::default, |b| b.size_hint())
+    }
+}
+
+#[cfg(test)]
+mod timeout_tests {
+    use super::*;
+
+    fn timeouts() -> OutboundTimeouts {
+        OutboundTimeouts {
+            connect: Duration::from_secs(5),
+            first_byte: Duration::from_secs(10),
+            between_bytes: Duration::from_secs(10),
+            max: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn the_host_defaults_apply_where_the_guest_gives_none() {
+        let resolved = timeouts().resolve(None);
+        assert_eq!(resolved.connect_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(resolved.first_byte_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(
+            resolved.between_bytes_timeout,
+            Some(Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn a_guest_may_ask_for_less_or_more_but_never_past_the_maximum() {
+        let resolved = timeouts().resolve(Some(RequestOptions {
+            connect_timeout: Some(Duration::from_millis(200)),
+            first_byte_timeout: Some(Duration::from_secs(20)),
+            between_bytes_timeout: Some(Duration::from_secs(600)),
+        }));
+        assert_eq!(resolved.connect_timeout, Some(Duration::from_millis(200)));
+        assert_eq!(resolved.first_byte_timeout, Some(Duration::from_secs(20)));
+        assert_eq!(
+            resolved.between_bytes_timeout,
+            Some(Duration::from_secs(30))
+        );
     }
 }

@@ -330,3 +330,70 @@ fn a_client_over_its_connection_cap_is_answered_503_and_closed_while_others_are_
         host.log()
     );
 }
+
+/// An upstream that accepts connections and reads requests, then answers with `reply` (maybe
+/// nothing) and stalls for as long as the connection lasts.
+fn stalling_upstream(reply: &'static [u8]) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(reply);
+                // Hold the connection open, sending nothing more.
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn an_upstream_that_stalls_fails_the_guests_call_within_the_outbound_timeouts() {
+    // What the guest sees: the first-byte timeout as the call's error code; the body's, as the
+    // error of the body stream (which spin-sdk reports by the stream's handle).
+    for (reply, what, seen) in [
+        (
+            &b""[..],
+            "no answer at all (first-byte timeout)",
+            "ConnectionReadTimeout",
+        ),
+        (
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789"[..],
+            "a body that stops (between-bytes timeout)",
+            "ResponseConversion",
+        ),
+    ] {
+        let port = stalling_upstream(reply);
+        let state = tempfile::tempdir().unwrap();
+        let host = probe_app(state.path())
+            .var("upstream_port", port.to_string())
+            .args(&[
+                "--outbound-first-byte-timeout-secs",
+                "1",
+                "--outbound-between-bytes-timeout-secs",
+                "1",
+            ])
+            .start();
+        let started = Instant::now();
+        let reply = host.post(
+            "/?op=http",
+            &json!({"url": format!("http://127.0.0.1:{port}/slow")}),
+        );
+        let took = started.elapsed();
+        assert_eq!(reply.status, 200, "{what}: {}", reply.body);
+        let err = reply.json()["err"].as_str().unwrap_or_default().to_string();
+        assert!(err.contains(seen), "{what}: {}", reply.body);
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+            "{what}: the guest's call failed after {took:?}"
+        );
+    }
+}
