@@ -19,11 +19,23 @@ pub struct OpenStore {
 
 pub struct KeyValueStore {
     label: String,
-    file: SqliteFile,
+    backend: Backend,
+}
+
+enum Backend {
+    File(SqliteFile),
 }
 
 impl KeyValueStore {
     async fn open(label: &str, path: &Path) -> anyhow::Result<Self> {
+        let backend = Backend::File(Self::open_file(path).await?);
+        Ok(Self {
+            label: label.to_string(),
+            backend,
+        })
+    }
+
+    async fn open_file(path: &Path) -> anyhow::Result<SqliteFile> {
         let file = SqliteFile::open(path)?;
         file.run(|conn| {
             conn.execute_batch(
@@ -37,23 +49,97 @@ impl KeyValueStore {
         })
         .await
         .map_err(anyhow::Error::msg)??;
-        Ok(Self {
-            label: label.to_string(),
-            file,
-        })
+        Ok(file)
     }
 
-    /// Runs one query for this store's label; every failure is the guest-visible `other`.
-    async fn query<T, F>(&self, f: F) -> Result<T, Error>
+    /// Runs one query of a file-backed store for this store's label; every failure is the
+    /// guest-visible `other`.
+    async fn query<T, F>(&self, file: &SqliteFile, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: FnOnce(&mut rusqlite::Connection, &str) -> rusqlite::Result<T> + Send + 'static,
     {
         let label = self.label.clone();
-        self.file
-            .run(move |conn| f(conn, &label).map_err(other))
+        file.run(move |conn| f(conn, &label).map_err(other))
             .await
             .map_err(other)?
+    }
+
+    async fn get(&self, key: String) -> Result<Option<Vec<u8>>, Error> {
+        match &self.backend {
+            Backend::File(file) => {
+                self.query(file, move |conn, label| {
+                    conn.query_row(
+                        "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
+                        (label, &key),
+                        |row| row.get::<_, Vec<u8>>(0),
+                    )
+                    .optional()
+                })
+                .await
+            }
+        }
+    }
+
+    async fn set(&self, key: String, value: Vec<u8>) -> Result<(), Error> {
+        match &self.backend {
+            Backend::File(file) => {
+                self.query(file, move |conn, label| {
+                    conn.execute(
+                        "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+                        (label, &key, &value),
+                    )
+                    .map(|_| ())
+                })
+                .await
+            }
+        }
+    }
+
+    async fn delete(&self, key: String) -> Result<(), Error> {
+        match &self.backend {
+            Backend::File(file) => {
+                self.query(file, move |conn, label| {
+                    conn.execute(
+                        "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2",
+                        (label, &key),
+                    )
+                    .map(|_| ())
+                })
+                .await
+            }
+        }
+    }
+
+    async fn exists(&self, key: String) -> Result<bool, Error> {
+        match &self.backend {
+            Backend::File(file) => {
+                self.query(file, move |conn, label| {
+                    conn.query_row(
+                        "SELECT EXISTS (SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2)",
+                        (label, &key),
+                        |row| row.get::<_, bool>(0),
+                    )
+                })
+                .await
+            }
+        }
+    }
+
+    async fn get_keys(&self) -> Result<Vec<String>, Error> {
+        match &self.backend {
+            Backend::File(file) => {
+                self.query(file, |conn, label| {
+                    let mut stmt = conn.prepare_cached(
+                        "SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key",
+                    )?;
+                    let keys = stmt.query_map([label], |row| row.get::<_, String>(0))?;
+                    keys.collect()
+                })
+                .await
+            }
+        }
     }
 }
 
@@ -112,17 +198,7 @@ impl key_value::HostStore for RequestState {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        let store = self.open_store(&store)?;
-        Ok(store
-            .query(move |conn, label| {
-                conn.query_row(
-                    "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
-                    (label, &key),
-                    |row| row.get::<_, Vec<u8>>(0),
-                )
-                .optional()
-            })
-            .await)
+        Ok(self.open_store(&store)?.get(key).await)
     }
 
     async fn set(
@@ -131,17 +207,7 @@ impl key_value::HostStore for RequestState {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let store = self.open_store(&store)?;
-        Ok(store
-            .query(move |conn, label| {
-                conn.execute(
-                    "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-                    (label, &key, &value),
-                )
-                .map(|_| ())
-            })
-            .await)
+        Ok(self.open_store(&store)?.set(key, value).await)
     }
 
     async fn delete(
@@ -149,16 +215,7 @@ impl key_value::HostStore for RequestState {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let store = self.open_store(&store)?;
-        Ok(store
-            .query(move |conn, label| {
-                conn.execute(
-                    "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2",
-                    (label, &key),
-                )
-                .map(|_| ())
-            })
-            .await)
+        Ok(self.open_store(&store)?.delete(key).await)
     }
 
     async fn exists(
@@ -166,32 +223,14 @@ impl key_value::HostStore for RequestState {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
-        let store = self.open_store(&store)?;
-        Ok(store
-            .query(move |conn, label| {
-                conn.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2)",
-                    (label, &key),
-                    |row| row.get::<_, bool>(0),
-                )
-            })
-            .await)
+        Ok(self.open_store(&store)?.exists(key).await)
     }
 
     async fn get_keys(
         &mut self,
         store: Resource<OpenStore>,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        let store = self.open_store(&store)?;
-        Ok(store
-            .query(|conn, label| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key",
-                )?;
-                let keys = stmt.query_map([label], |row| row.get::<_, String>(0))?;
-                keys.collect()
-            })
-            .await)
+        Ok(self.open_store(&store)?.get_keys().await)
     }
 
     async fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {
