@@ -181,6 +181,9 @@ test('sign-out revokes the session on the server; an expired session says so', a
   assert.equal(me.status, 401);
   assert.equal(me.json.code, 'token_revoked');
 
+  // A settled page (nothing left to read the session) before the stored one is replaced.
+  await page.goto(url('/'));
+  await page.getByRole('link', { name: video.title }).waitFor();
   await page.evaluate((t) => localStorage.setItem('streamgate.session', JSON.stringify({ token: t, address: '0x0', expires_at: '2000-01-01T00:00:00Z' })), token);
   await page.reload();
   await page.locator('#notice .notice.error').waitFor();
@@ -259,6 +262,77 @@ test('the creator creates a gated video in the studio, uploads it (pause, resume
   await other.waitFor({ state: 'detached', timeout: 15_000 });
   const gone = await api(stack.host.base, 'GET', `/api/v1/videos/${video.id}`);
   assert.equal(gone.status, 404);
+});
+
+test('the studio: an upload cut by a page reload resumes from the server\'s offset; the gate is edited (a field error, then saved)', async () => {
+  await page.setViewportSize(DESKTOP);
+  const clip = await makeTestVideo(tempDir('web-clip2'), { seconds: 4, size: '640x360', rate: 25, name: 'second.mp4' });
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: Math.max(20_000, fs.statSync(clip).size / 6) });
+  await page.getByLabel('Title').fill('Resumed after a reload');
+  await page.getByLabel('Video file').setInputFiles(clip);
+  await page.getByRole('button', { name: 'Create and upload' }).click();
+  const card = page.locator('.studio-card', { hasText: 'Resumed after a reload' });
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid=upload]')?.dataset.percent) > 0, null, { timeout: 20_000 });
+  const id = await card.getAttribute('data-id');
+
+  await page.reload(); // the upload stops with the page
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 }).catch(() => {});
+  const tusLog = [];
+  page.on('request', (r) => {
+    if (r.url().startsWith(stack.origin.base) && (r.method() === 'PATCH' || r.method() === 'POST')) tusLog.push(`${r.method()} ${r.headers()['upload-offset'] ?? r.url()}`);
+  });
+  page.on('response', (r) => {
+    if (r.request().method() === 'HEAD' && r.headers()['upload-offset'] !== undefined) tusLog.push(`HEAD ${r.headers()['upload-offset']}`);
+  });
+  const again = page.locator(`.studio-card[data-id="${id}"]`);
+  await again.waitFor();
+  assert.equal(await again.getAttribute('data-status'), 'awaiting_upload');
+  await again.getByLabel('Upload (or resume) the file').setInputFiles(clip);
+  // Done when the server has the whole file (the panel goes once the video moves on).
+  await page
+    .waitForFunction((i) => {
+      const c = document.querySelector(`.studio-card[data-id="${i}"]`);
+      return c && (c.querySelector('[data-testid=upload]')?.dataset.percent === '100' || c.dataset.status !== 'awaiting_upload');
+    }, id, { timeout: 30_000 })
+    .catch(async (e) => assert.fail(`${e.message}\ncard: ${await again.innerText()}\ntus: ${tusLog.join(', ')}`));
+  const head = tusLog.findIndex((l) => l.startsWith('HEAD '));
+  assert.ok(head === 0 && tusLog[1] === `PATCH ${tusLog[0].slice(5)}`, `resumed, not created again: ${tusLog.join(', ')}`);
+  await page.waitForFunction((i) => document.querySelector(`.studio-card[data-id="${i}"]`)?.dataset.status === 'ready', id, { timeout: 90_000, polling: 250 });
+
+  // Edit the gate of this public video: a malformed contract is shown on its field, then a
+  // valid rule is saved.
+  await again.getByRole('button', { name: 'Edit who may watch for Resumed after a reload' }).click();
+  const form = again.locator('form.edit-gate');
+  await form.waitFor();
+  await form.getByRole('button', { name: 'Add a rule' }).click();
+  await form.getByLabel('Token contract').fill('0x1234');
+  await form.getByRole('button', { name: 'Save' }).click();
+  await page.waitForFunction(() => document.querySelector('form.edit-gate input[name=contract]')?.getAttribute('aria-invalid') === 'true');
+  await form.getByLabel('Token contract').fill(stack.nft);
+  await form.getByRole('button', { name: 'Save' }).click();
+  await form.waitFor({ state: 'detached' });
+  assert.match(await again.innerText(), new RegExp(`Who may watch: holders of ERC-721 ${stack.nft}`));
+  const res = await api(stack.host.base, 'GET', `/api/v1/videos/${id}`);
+  assert.equal(res.status, 200);
+  assert.deepEqual(res.json.gate.map((r) => r.contract), [stack.nft]);
+});
+
+test('keyboard: the sign-out and sign-in buttons and the wallet chooser work with Tab and Enter', async () => {
+  await page.goto(url('/'));
+  await page.getByRole('button', { name: 'Sign out' }).focus();
+  await page.keyboard.press('Enter');
+  const signIn = page.getByRole('button', { name: 'Sign in with wallet' });
+  await signIn.waitFor();
+  await page.keyboard.press('Tab'); // to the skip link first, from the top of the page
+  await signIn.focus();
+  await page.keyboard.press('Enter');
+  const dialog = page.getByRole('dialog', { name: 'Choose a wallet' });
+  await dialog.waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.closest('dialog') !== null), true, 'focus moved into the chooser');
+  await page.keyboard.press('Enter'); // the first wallet: the one chosen last time
+  await signedInAs(stack.creator.address);
 });
 
 test('no Content-Security-Policy violation and no page error along the way', () => {

@@ -137,6 +137,8 @@ function uploadPanel(video, file, done) {
     chunkSize: 8 * 1024 * 1024,
     retryDelays: [0, 1000, 3000, 5000, 10000],
     storeFingerprintForResuming: true,
+    // One upload per video: the same file (name and size) resumes, whenever it was picked again.
+    fingerprint: (f) => Promise.resolve(`streamgate-${video.id}-${f.name}-${f.size}`),
     removeFingerprintOnSuccess: true,
     metadata: { filename: file.name, filetype: file.type || 'application/octet-stream' },
     onProgress(sent, total) {
