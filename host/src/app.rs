@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
@@ -235,10 +235,10 @@ async fn open_stores(
         if key_value.contains(&label) {
             continue;
         }
-        let path: PathBuf = config.key_value_path(&label).with_context(|| {
+        let location = config.key_value_path(&label).with_context(|| {
             format!("component `{component}` uses key-value store `{label}`, which is not defined; define it in the runtime config file ([key_value_store.{label}])")
         })?;
-        key_value.insert(&label, &path).await?;
+        key_value.insert(&label, location).await?;
     }
     for (label, component) in db_labels {
         if sqlite.contains(&label) {

@@ -1,14 +1,21 @@
-//! `fermyon:spin/key-value@2.0.0`, stored the way Spin's default store is: a SQLite file
-//! (`.spin/sqlite_key_value.db`) with one `spin_key_value` table keyed by (store, key).
+//! `fermyon:spin/key-value@2.0.0`, stored the way Spin stores it: by default a SQLite file
+//! (`.spin/sqlite_key_value.db`) with one `spin_key_value` table keyed by (store, key); with
+//! `type = "redis"` in the runtime config, a Redis database where each key is a plain Redis
+//! string (`GET`/`SET`/`DEL`/`EXISTS`/`KEYS *`, as Spin's `key-value-redis` does), so a store can
+//! move between Spin and this host, and every process naming the same Redis shares it.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use redis::aio::MultiplexedConnection;
+use redis::FromRedisValue;
 use rusqlite::OptionalExtension as _;
+use tokio::sync::Mutex;
 use wasmtime::component::Resource;
 
 use crate::bindings::key_value::{self, Error};
+use crate::runtime_config::KeyValueLocation;
 use crate::sqlite_file::SqliteFile;
 use crate::state::RequestState;
 
@@ -24,11 +31,55 @@ pub struct KeyValueStore {
 
 enum Backend {
     File(SqliteFile),
+    Redis(RedisStore),
+}
+
+/// A Redis-backed store: one multiplexed connection, made on first use (as Spin does) and made
+/// again after Redis dropped it.
+struct RedisStore {
+    client: redis::Client,
+    connection: Mutex<Option<MultiplexedConnection>>,
+}
+
+impl RedisStore {
+    async fn run<T: FromRedisValue>(&self, command: redis::Cmd) -> Result<T, Error> {
+        let mut connection = {
+            let mut slot = self.connection.lock().await;
+            match &*slot {
+                Some(connection) => connection.clone(),
+                None => {
+                    let connection = self
+                        .client
+                        .get_multiplexed_async_connection()
+                        .await
+                        .map_err(other)?;
+                    *slot = Some(connection.clone());
+                    connection
+                }
+            }
+        };
+        let result = command.query_async(&mut connection).await;
+        if let Err(e) = &result {
+            if e.is_unrecoverable_error() {
+                tracing::warn!(error = %e, "key-value Redis connection lost; the next call reconnects");
+                *self.connection.lock().await = None;
+            }
+        }
+        result.map_err(other)
+    }
 }
 
 impl KeyValueStore {
-    async fn open(label: &str, path: &Path) -> anyhow::Result<Self> {
-        let backend = Backend::File(Self::open_file(path).await?);
+    async fn open(label: &str, location: KeyValueLocation) -> anyhow::Result<Self> {
+        let backend = match location {
+            KeyValueLocation::File(path) => Backend::File(Self::open_file(&path).await?),
+            KeyValueLocation::Redis(url) => Backend::Redis(RedisStore {
+                client: redis::Client::open(url.as_str()).map_err(|e| {
+                    anyhow::anyhow!("key-value store `{label}`: Invalid Redis URL: {e}")
+                })?,
+                connection: Mutex::new(None),
+            }),
+        };
         Ok(Self {
             label: label.to_string(),
             backend,
@@ -78,6 +129,7 @@ impl KeyValueStore {
                 })
                 .await
             }
+            Backend::Redis(redis) => redis.run(redis::cmd("GET").arg(key).clone()).await,
         }
     }
 
@@ -94,6 +146,11 @@ impl KeyValueStore {
                 })
                 .await
             }
+            Backend::Redis(redis) => {
+                redis
+                    .run(redis::cmd("SET").arg(key).arg(value).clone())
+                    .await
+            }
         }
     }
 
@@ -109,6 +166,10 @@ impl KeyValueStore {
                 })
                 .await
             }
+            Backend::Redis(redis) => redis
+                .run::<i64>(redis::cmd("DEL").arg(key).clone())
+                .await
+                .map(|_| ()),
         }
     }
 
@@ -124,6 +185,7 @@ impl KeyValueStore {
                 })
                 .await
             }
+            Backend::Redis(redis) => redis.run(redis::cmd("EXISTS").arg(key).clone()).await,
         }
     }
 
@@ -139,6 +201,11 @@ impl KeyValueStore {
                 })
                 .await
             }
+            Backend::Redis(redis) => {
+                let mut keys: Vec<String> = redis.run(redis::cmd("KEYS").arg("*").clone()).await?;
+                keys.sort();
+                Ok(keys)
+            }
         }
     }
 }
@@ -150,8 +217,8 @@ pub struct KeyValueStores {
 }
 
 impl KeyValueStores {
-    pub async fn insert(&mut self, label: &str, path: &Path) -> anyhow::Result<()> {
-        let store = KeyValueStore::open(label, path).await?;
+    pub async fn insert(&mut self, label: &str, location: KeyValueLocation) -> anyhow::Result<()> {
+        let store = KeyValueStore::open(label, location).await?;
         self.stores.insert(label.to_string(), Arc::new(store));
         Ok(())
     }

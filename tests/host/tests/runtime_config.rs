@@ -88,3 +88,39 @@ fn the_shipped_runtime_config_keeps_the_default_files_of_the_state_directory() {
     assert!(!root.path().join("infra/.spin").exists());
     assert!(!state.path().join("sqlite_db.db").exists());
 }
+
+#[test]
+fn unknown_store_types_are_refused_in_spins_words() {
+    for (toml, expected) in [
+        (
+            "[key_value_store.default]\ntype = \"azure_cosmos\"\naccount = \"x\"\n",
+            "the store type 'azure_cosmos' was not registered with the config resolver",
+        ),
+        (
+            "[sqlite_database.default]\ntype = \"postgres\"\n",
+            "Unknown database kind: postgres",
+        ),
+        (
+            "[key_value_store.default]\ntype = \"redis\"\n",
+            "missing field `url`",
+        ),
+        (
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1\"\npath = \"x.db\"\n",
+            "unknown field `path`",
+        ),
+        (
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"not a url\"\n",
+            "Invalid Redis URL",
+        ),
+    ] {
+        let state = tempfile::tempdir().unwrap();
+        let rc = state.path().join("rc.toml");
+        std::fs::write(&rc, toml).unwrap();
+        let (status, stderr) = HostConfig::new("tests/apps/probe/spin.toml", state.path())
+            .var("api_token", "t0ken")
+            .runtime_config(rc)
+            .start_expecting_failure();
+        assert!(!status.success(), "{toml}");
+        assert!(stderr.contains(expected), "{toml}: {stderr}");
+    }
+}
