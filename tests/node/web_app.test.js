@@ -12,7 +12,8 @@
 //   uploads a real clip through the page (progress moves, pauses, resumes, reaches 100 %), and
 //   sees it become ready with a poster; deletes a video after confirming.
 // - axe-core (injected into the page) finds no serious or critical violation on each page at
-//   phone and desktop sizes; no Content-Security-Policy violation is reported; screenshots of
+//   phone and desktop sizes; quality selection; not_ready and gate_check_unavailable (anvil
+//   stopped) explained; no Content-Security-Policy violation is reported; screenshots of
 //   the main pages at both sizes are written to docs/screenshots/.
 
 import assert from 'node:assert/strict';
@@ -42,6 +43,7 @@ let video; // ready, gated by the ERC-721 (the holder has token 1)
 let context;
 let wallet; // the test helper wallet: its key is switched between the test's users
 let page;
+let studioVideoId; // the video the creator made in the studio (gated by the ERC-721)
 const cspViolations = [];
 const pageErrors = [];
 
@@ -167,6 +169,12 @@ test('a non-holder is told why not; signed in across a reload; after receiving t
   assert.equal(state.error, null, 'no player error');
   assert.ok(state.width > 0, 'frames decoded');
   assert.match(state.poster, new RegExp(`/media/${video.id}/poster\\.jpg\\?hdnts=`));
+  const qualities = await page.getByLabel('Quality').locator('option').allInnerTexts();
+  assert.deepEqual(qualities, ['Auto', '360p', '240p'], 'the ladder to choose from');
+  await page.getByLabel('Quality').selectOption({ label: '240p' });
+  const before = await page.evaluate(() => document.getElementById('player').currentTime);
+  await page.waitForFunction((t) => document.getElementById('player').currentTime > t + 0.5, before, { timeout: 10_000 });
+  assert.equal(await page.evaluate(() => document.getElementById('player').error), null, 'still no player error');
   await page.evaluate(() => document.getElementById('player').pause());
   await checkBothSizes('watch page, playing', 'watch-playing');
 });
@@ -249,6 +257,7 @@ test('the creator creates a gated video in the studio, uploads it (pause, resume
 
   const card = page.locator('.studio-card', { hasText: 'Made in the studio' });
   const id = await card.getAttribute('data-id');
+  studioVideoId = id;
   await page.waitForFunction((i) => document.querySelector(`.studio-card[data-id="${i}"][data-status="ready"] img.poster:not([hidden])`)?.naturalWidth > 0, id, { timeout: 90_000, polling: 250 });
   assert.equal(await card.getAttribute('data-status'), 'ready');
   assert.match(await card.locator('.who').innerText().catch(() => card.innerText()), new RegExp(stack.nft));
@@ -289,6 +298,15 @@ test('the studio: an upload cut by a page reload resumes from the server\'s offs
   const again = page.locator(`.studio-card[data-id="${id}"]`);
   await again.waitFor();
   assert.equal(await again.getAttribute('data-status'), 'awaiting_upload');
+  // Its watch page, for its owner, says it is not ready yet (playback: 409 not_ready).
+  const watch = await context.newPage();
+  try {
+    await watch.goto(url(`/watch/${id}`));
+    await watch.waitForFunction(() => document.querySelector('.stage')?.dataset.state === 'denied', null, { timeout: 15_000 });
+    assert.match(await watch.locator('.watch-message').innerText(), /not ready yet \(awaiting_upload\)/);
+  } finally {
+    await watch.close();
+  }
   await again.getByLabel('Upload (or resume) the file').setInputFiles(clip);
   // Done when the server has the whole file (the panel goes once the video moves on).
   await page
@@ -333,6 +351,18 @@ test('keyboard: the sign-out and sign-in buttons and the wallet chooser work wit
   assert.equal(await page.evaluate(() => document.activeElement?.closest('dialog') !== null), true, 'focus moved into the chooser');
   await page.keyboard.press('Enter'); // the first wallet: the one chosen last time
   await signedInAs(stack.creator.address);
+});
+
+test('the chain does not answer: the watch page says ownership could not be checked', async () => {
+  wallet.setKey(stack.holder.key);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await signInThroughPage();
+  await signedInAs(stack.holder.address);
+  await stack.anvil.stop();
+  await page.goto(url(`/watch/${studioVideoId}`));
+  await page.waitForFunction(() => document.querySelector('.stage')?.dataset.state === 'error', null, { timeout: 30_000 });
+  assert.match(await page.locator('.watch-message').innerText(), /Ownership could not be checked right now because the blockchain did not answer/);
+  await page.getByRole('button', { name: 'Try again' }).waitFor();
 });
 
 test('no Content-Security-Policy violation and no page error along the way', () => {

@@ -126,7 +126,10 @@ export function watchPage(id) {
 function qualityPicker(hls, levels) {
   const select = el('select', { id: 'quality' },
     el('option', { value: '-1' }, 'Auto'),
-    ...levels.map((l, i) => el('option', { value: String(i) }, l.height ? `${l.height}p` : `${Math.round(l.bitrate / 1000)} kb/s`)));
+    ...levels
+      .map((l, i) => ({ l, i }))
+      .sort((a, b) => (b.l.height || b.l.bitrate) - (a.l.height || a.l.bitrate)) // highest first
+      .map(({ l, i }) => el('option', { value: String(i) }, l.height ? `${l.height}p` : `${Math.round(l.bitrate / 1000)} kb/s`)));
   select.addEventListener('change', () => {
     hls.currentLevel = Number(select.value);
   });
