@@ -29,7 +29,7 @@ import { api } from './lib/auth.js';
 import { assertBrowserAvailable, launchChromium } from './lib/browser.js';
 import { CHAIN_ID, NODE_DIR, REPO_ROOT, sleep, tempDir } from './lib/fixtures.js';
 import { makeTestVideo } from './lib/pipeline.js';
-import { startPlaybackStack, uploadReadyVideo } from './lib/playback.js';
+import { eventOnlyReadyVideo, startPlaybackStack, uploadReadyVideo } from './lib/playback.js';
 import { installTestWallet } from './lib/test_wallet.js';
 import { compile } from './lib/wallet.js';
 
@@ -105,11 +105,19 @@ async function signedInAs(address) {
   assert.equal(await page.locator('[data-testid=address]').getAttribute('title'), address);
 }
 
-test('browse lists the ready video; its watch page says who may watch and asks to sign in', async () => {
+test('browse lists the ready videos, newest first, a page at a time; a watch page says who may watch and asks to sign in', async () => {
+  for (let i = 0; i < 12; i++) await eventOnlyReadyVideo(stack); // newer than `video`
   await page.setViewportSize(DESKTOP);
   await page.goto(url('/'));
+  const cards = page.locator('ul.grid > li');
+  await page.waitForFunction(() => document.querySelectorAll('ul.grid > li').length === 12);
+  assert.equal(await page.getByRole('link', { name: video.title }).count(), 0, 'the oldest is not on the first page');
+  await page.getByRole('button', { name: 'Load more' }).click();
   const link = page.getByRole('link', { name: video.title });
   await link.waitFor();
+  assert.equal(await cards.count(), 13);
+  assert.equal(await cards.last().locator('h3').innerText(), video.title, 'newest first: the first video is last');
+  assert.equal(await page.getByRole('button', { name: 'Load more' }).isVisible(), false, 'no more pages');
   await checkBothSizes('browse', 'browse');
   await link.click();
   await page.waitForURL(url(`/watch/${video.id}`));
@@ -191,7 +199,7 @@ test('sign-out revokes the session on the server; an expired session says so', a
 
   // A settled page (nothing left to read the session) before the stored one is replaced.
   await page.goto(url('/'));
-  await page.getByRole('link', { name: video.title }).waitFor();
+  await page.getByRole('button', { name: 'Load more' }).waitFor();
   await page.evaluate((t) => localStorage.setItem('streamgate.session', JSON.stringify({ token: t, address: '0x0', expires_at: '2000-01-01T00:00:00Z' })), token);
   await page.reload();
   await page.locator('#notice .notice.error').waitFor();
