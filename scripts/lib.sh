@@ -71,8 +71,8 @@ sg_node_setup() {
         echo "Python 3 with pip is needed for tests/python (eth-account), and python3 is not on PATH" >&2
         return 1
     fi
-    if ! python3 -c 'import eth_account, pytest, kubernetes_validate' 2>/dev/null; then
-        sg_log "installing tests/python's packages (eth-account, pytest, kubernetes-validate)"
+    if ! python3 -c 'import eth_account, pytest, kubernetes_validate, schemathesis, openapi_spec_validator' 2>/dev/null; then
+        sg_log "installing tests/python's packages (eth-account, pytest, kubernetes-validate, schemathesis, openapi-spec-validator)"
         python3 -m pip install --quiet --root-user-action=ignore -r "$SG_ROOT/tests/python/requirements.txt"
     fi
 }
