@@ -102,6 +102,12 @@ impl Holding {
 
     /// Reads the call's answer: does the viewer hold enough?
     pub fn decide(&self, answer: &[u8]) -> Result<bool, GateError> {
+        // A call to an address with no code runs nothing and returns nothing: no contract is
+        // there (a creator's typo, another chain's address), so nobody holds its tokens. Taken
+        // as a malformed answer, it made every viewer of such a video get a 502 for good.
+        if answer.is_empty() {
+            return Ok(false);
+        }
         match (self.standard, self.token_id) {
             (TokenStandard::Erc721, Some(_)) => {
                 let owner = ownerOfCall::abi_decode_returns(answer)
@@ -290,6 +296,20 @@ mod tests {
         assert_eq!(h.decide(&word(2)), Ok(true));
         assert_eq!(h.decide(&word(1)), Ok(false));
         assert_eq!(h.decide(&[0u8; 5]), Err(GateError::MalformedAnswer));
+        for standard in [
+            TokenStandard::Erc20,
+            TokenStandard::Erc721,
+            TokenStandard::Erc1155,
+        ] {
+            for token_id in [None, Some(1)] {
+                let no_code = holding(standard, token_id).decide(&[]);
+                assert_eq!(
+                    no_code,
+                    Ok(false),
+                    "{standard:?} {token_id:?}: no contract there"
+                );
+            }
+        }
         let nft = holding(TokenStandard::Erc721, Some(1));
         let mut owner = vec![0u8; 12];
         owner.extend_from_slice(VIEWER.as_slice());
