@@ -1,10 +1,14 @@
 // The whole stack for tests/python/test_api_fuzz.py: anvil, a private redis-server, the host with
 // the real spin.toml and components, the native origin and worker (lib/playback.js), a GateNFT
-// with token 1 minted to the holder, wallets signed in with viem + siwe, and two ready videos
-// (one gated on the NFT, one public). Prints one JSON line with what the tests need, then runs
+// with token 1 minted to the holder, wallets signed in with viem + siwe, and three ready videos
+// (one gated on the NFT, one public, one gated on an address with no contract). Prints one JSON line with what the tests need, then runs
 // until its standard input closes (the test's end, or the test process dying), and stops it all.
 //
 //   node tests/node/api_stack.js      (from the repository root, once the host is built)
+
+import { randomBytes } from 'node:crypto';
+
+import { getAddress } from 'viem';
 
 import { startPlaybackStack } from './lib/playback.js';
 import { readyVideo } from './lib/videos.js';
@@ -26,6 +30,10 @@ async function stop(code) {
 try {
   const gated = await readyVideo(stack.host, stack.creator.token, stack.gate);
   const open = await readyVideo(stack.host, stack.creator.token, []);
+  // Gated on an address that holds no contract (a creator's typo): what every viewer but the
+  // owner is answered must still be a 4xx, never the chain's empty answer taken as an error.
+  const nowhere = getAddress(`0x${randomBytes(20).toString('hex')}`);
+  const codeless = await readyVideo(stack.host, stack.creator.token, [{ chain_id: 31337, contract: nowhere, standard: 'erc721' }]);
   const wallet = ({ address, key, token }) => ({ address, key, token });
   process.stdout.write(
     `${JSON.stringify({
@@ -37,7 +45,7 @@ try {
       creator: wallet(stack.creator),
       holder: wallet(stack.holder),
       stranger: wallet(stack.stranger),
-      videos: { gated, public: open },
+      videos: { gated, public: open, codeless },
       state_dir: stack.host.stateDir,
     })}\n`,
   );

@@ -12,24 +12,27 @@ anvil with a GateNFT, wallets signed in with viem, two ready videos (one gated, 
   other method on a described path is 405 `method_not_allowed` whose `Allow` names exactly the
   described methods (plus HEAD / OPTIONS where the component takes them).
 - schemathesis generates requests for every operation (examples, the coverage phase's boundary
-  and negative values, then random ones) with the real session on routes that take one (a fresh
-  one, signed in here with eth-account, for each logout) and checks each answer: no 5xx, a
-  described status, the described content type, and a body the described schema (for errors:
-  `{"error", "code"}` with one of that answer's codes) accepts.
+  and negative values, then random ones, valid and invalid) with the real session on routes that
+  take one (a fresh one, signed in here with eth-account, for each logout) and checks each answer
+  (CHECKS): no 5xx, a described status, content type, headers and a body the described schema
+  (for errors: `{"error", "code"}` with one of that answer's codes) accepts; invalid input
+  refused with a 4xx; no authenticated route served without the session. Then sequences along
+  the document's links (create a video, read it, change its gate, ask for playback, delete it)
+  with real ids, plus: a deleted video stays gone.
 
 Run: `python3 -m pytest tests/python/test_api_fuzz.py` once the host, the native side and the
 components are built (scripts/test builds them). SG_FUZZ_EXAMPLES sets the random examples per
-operation (default 100).
+operation (default 100), SG_FUZZ_STATEFUL_EXAMPLES the number of link sequences (default 30).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import selectors
 import subprocess
-import time
 import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,13 +44,20 @@ import schemathesis
 import yaml
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
 from openapi_spec_validator import OpenAPIV31SpecValidator
 from schemathesis.checks import (
     content_type_conformance,
+    ignored_auth,
+    missing_required_header,
+    negative_data_rejection,
     not_a_server_error,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
+    use_after_free,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +75,7 @@ LEFT_OUT = {
     "/internal/v1/events": "the native side's signed events: internal (docs/pipeline.md), not public",
 }
 FUZZ_EXAMPLES = int(os.environ.get("SG_FUZZ_EXAMPLES", "100"))
+STATEFUL_EXAMPLES = int(os.environ.get("SG_FUZZ_STATEFUL_EXAMPLES", "30"))
 
 
 def operations():
@@ -341,11 +352,51 @@ def test_methods_not_described_answer_405_with_the_described_allow(stack):
 
 # ---- property-based fuzzing (schemathesis) ----
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# What every answer is held to: no 5xx; a described status, content type, headers and body (for
+# an error, `{"error", "code"}` with one of that answer's codes); a request the document calls
+# invalid is refused with a 4xx; an authenticated route refuses a request without the session;
+# a method the path does not take is 405 with Allow; a missing required header is refused.
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+    ignored_auth,
+    unsupported_method,
+    missing_required_header,
+]
 SESSIONS: dict[str, str] = {}
 
 
-def headers_for(case, stack):
+def case_seed(case) -> str:
+    """The generated data, before any change made here."""
+    body = case.body if isinstance(case.body, (str, dict, list)) else None
+    return repr((case.method, case.path_parameters, case.query, body))
+
+
+def pick(seed: str, n: int, what: str) -> int:
+    """A choice among n made from the generated data (so a failing example replays the same
+    way), independent of the other choices (`what`)."""
+    return int.from_bytes(hashlib.sha256(f"{what}:{seed}".encode()).digest()[:8], "big") % n
+
+
+def with_real_ids(case, stack, seed):
+    """Most generated ids are unknown (404); two in three are swapped for the stack's ready videos
+    (gated on the NFT, public, gated on an address with no contract), so the fuzzed requests
+    reach the gate check, the owner checks and the playlists' token check. Not for DELETE: the
+    fuzzer would delete them."""
+    params = case.path_parameters or {}
+    if "id" not in params or case.method == "DELETE":
+        return
+    videos = list(stack["videos"].values())
+    choice = pick(seed, 3 * len(videos) // 2, "video")
+    if choice < len(videos):
+        params["id"] = videos[choice]
+
+
+def headers_for(case, stack, seed):
     """The real session where the operation takes one. Routes where it is optional are called
     with it and without it (chosen from the generated data, so a shrunk example is replayed the
     same way); logout gets a fresh session of its own each time, or it would revoke the one the
@@ -355,9 +406,11 @@ def headers_for(case, stack):
         return {}
     if case.operation.definition.raw["operationId"] == "authLogout":
         return bearer(sign_in(stack)[0])
-    if {} in security and len(repr((case.path_parameters, case.query))) % 2:
+    if {} in security and pick(seed, 2, "anonymous"):
         return {}
-    return bearer(stack["creator"]["token"])
+    # The owner, the NFT's holder and a stranger: the gate is checked for the last two only.
+    wallets = ("creator", "holder", "stranger")
+    return bearer(stack[wallets[pick(seed, 3, "wallet")]]["token"])
 
 
 @SCHEMA.parametrize()
@@ -368,6 +421,40 @@ def headers_for(case, stack):
     suppress_health_check=list(HealthCheck),
 )
 def test_api_fuzz(case, stack):
+    seed = case_seed(case)
+    with_real_ids(case, stack, seed)
     headers = dict(case.headers or {})
-    headers.update(headers_for(case, stack))
+    headers.update(headers_for(case, stack, seed))
     case.call_and_validate(base_url=stack["base"], headers=headers, checks=CHECKS, timeout=15)
+
+
+def test_api_fuzz_stateful(stack):
+    """Sequences along the document's links: a video created, then read, its gate changed, its
+    playback asked for and it deleted, in the orders Hypothesis picks (real ids, not random
+    ones), with the same checks plus use_after_free (a deleted video stays gone)."""
+
+    sent = {}
+
+    class Workflow(SCHEMA.as_state_machine()):
+        def get_call_kwargs(self, case):
+            sent[id(case)] = headers_for(case, stack, case_seed(case))
+            return {"base_url": stack["base"], "headers": sent[id(case)], "timeout": 15}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(
+                response, checks=CHECKS + [use_after_free], headers=sent.pop(id(case), None), transport_kwargs=kwargs
+            )
+
+    run_state_machine_as_test(
+        Workflow,
+        settings=settings(
+            max_examples=STATEFUL_EXAMPLES,
+            stateful_step_count=6,
+            # No shrinking: which steps are possible depends on the server's earlier answers,
+            # so Hypothesis cannot replay a sequence it has cut down.
+            phases=[Phase.explicit, Phase.generate],
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
