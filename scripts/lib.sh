@@ -25,6 +25,12 @@ sg_setup() {
         sg_log "adding the wasm32-wasip2 Rust target"
         rustup target add wasm32-wasip2
     fi
+    # The host tests' core-module probe (tests/host/tests/core_module.rs): an app built for
+    # wasm32-wasip1, which the host turns into a component at load time as Spin does.
+    if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+        sg_log "adding the wasm32-wasip1 Rust target"
+        rustup target add wasm32-wasip1
+    fi
     local missing=()
     local pkg
     for pkg in "${SG_APT_PACKAGES[@]}"; do
@@ -87,6 +93,8 @@ sg_build() {
     for pkg in "${SG_WASM_PACKAGES[@]}"; do args+=(-p "$pkg"); done
     sg_log "building Wasm components (wasm32-wasip2)"
     (cd "$SG_ROOT" && cargo build --locked --release --target wasm32-wasip2 "${args[@]}")
+    sg_log "building the probe as a core module (wasm32-wasip1)"
+    (cd "$SG_ROOT" && cargo build --locked --release --target wasm32-wasip1 -p probe)
     sg_log "building the host and native services"
     (cd "$SG_ROOT" && cargo build --locked --release)
 }

@@ -188,7 +188,7 @@ fn prepare(
     }
     let cache = crate::compile_cache::default_dir();
     let component = crate::compile_cache::load(engine, source, cache.as_deref())
-        .map_err(|e| anyhow::anyhow!("component `{id}`: compiling {}: {e:#}", source.display()))?;
+        .map_err(|e| anyhow::anyhow!("component `{id}` ({}): {e:#}", source.display()))?;
     crate::engine::check_fits(&component)
         .map_err(|e| anyhow::anyhow!("component `{id}` ({}): {e:#}", source.display()))?;
     // An import we do not implement surfaces here, with wasmtime naming the interface; say

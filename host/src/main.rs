@@ -6,6 +6,7 @@ mod app;
 mod bindings;
 mod client_limit;
 mod compile_cache;
+mod componentize;
 mod engine;
 mod errors;
 mod key_value;
