@@ -490,6 +490,48 @@ def test_ingress_lets_uploads_through(objects):
     assert {"/uploads", "/media"} <= paths
 
 
+def ingress_route(objects, host: str, path: str):
+    """The Ingress and path that serve `path` on `host`: Prefix paths match whole segments, and
+    the longest match wins, across every Ingress object of the host (as ingress-nginx merges
+    them). None if nothing routes it."""
+    best = None
+    for ingress in find(objects, "Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            if rule.get("host") != host:
+                continue
+            for p in rule["http"]["paths"]:
+                prefix = p["path"].rstrip("/")
+                exact = p["pathType"] == "Exact"
+                matches = path == p["path"] if exact else (path == prefix or path.startswith(prefix + "/"))
+                if matches and (best is None or len(p["path"]) > len(best[1]["path"])):
+                    best = (ingress, p)
+    return best
+
+
+def denies_everyone(ingress) -> bool:
+    notes = ingress["metadata"].get("annotations", {})
+    denied = {r.strip() for r in notes.get("nginx.ingress.kubernetes.io/denylist-source-range", "").split(",")}
+    return {"0.0.0.0/0", "::/0"} <= denied
+
+
+def test_the_public_edge_does_not_expose_internal_routes(objects):
+    # The native side's events (and anything else under /internal/) reach the app through its
+    # in-cluster Service alone; the public Ingress refuses them for every client address.
+    hosts = {r["host"] for i in find(objects, "Ingress") for r in i["spec"]["rules"]}
+    for host in hosts:
+        for path in ["/internal", "/internal/", "/internal/v1/events", "/internal/anything/else"]:
+            route = ingress_route(objects, host, path)
+            assert route is None or denies_everyone(route[0]), f"{host}{path} is routed by Ingress {route[0]['metadata']['name']}"
+        # The public API is still routed, and not denied.
+        for path in ["/api/v1/videos", "/health", "/stream/x/master.m3u8", "/"]:
+            route = ingress_route(objects, host, path)
+            assert route and not denies_everyone(route[0]), f"{host}{path} is not served"
+    for name in ["origin", "worker"]:
+        env = {e["name"]: e.get("value") for c in one(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
+        url = urlsplit(env["STREAMGATE_EVENTS_URL"])
+        assert url.hostname == "streamgate" and url.path == "/internal/v1/events", f"{name} must send events to the app's in-cluster Service"
+
+
 # ---------------------------------------------------------------------------------------------
 # the Secret recipe
 

@@ -18,31 +18,44 @@ pub fn sign(key: &[u8], timestamp: i64, body: &[u8]) -> String {
     )
 }
 
-/// Checks a signature header for `body` at `now` against any of `keys`.
-pub fn verify(
-    header: Option<&str>,
-    keys: &[&[u8]],
-    body: &[u8],
-    now: i64,
-) -> Result<i64, ApiError> {
-    let bad = |why: &str| {
-        ApiError::new(
-            401,
-            "bad_event_signature",
-            format!("event signature rejected: {why}"),
-        )
-    };
-    let header = header.ok_or_else(|| bad("no StreamGate-Signature header"))?;
+/// What a signature header says, checked as far as it can be without the body.
+#[derive(Debug)]
+pub struct SignatureHeader<'a> {
+    pub timestamp: i64,
+    tags: Vec<&'a str>,
+}
+
+/// Length of a `v1` tag: the hex of an HMAC-SHA256.
+const TAG_HEX_LEN: usize = 64;
+
+fn rejected(why: &str) -> ApiError {
+    ApiError::new(
+        401,
+        "bad_event_signature",
+        format!("event signature rejected: {why}"),
+    )
+}
+
+/// Checks the signature header alone, before the body is read: present, parseable, its
+/// timestamp within [`TOLERANCE_SECS`] of `now`, at least one `v1` tag the length of an
+/// HMAC-SHA256 in hex. A request that fails here can never verify, so the receiver refuses it
+/// without reading a byte of its body.
+pub fn check_header(header: Option<&str>, now: i64) -> Result<SignatureHeader<'_>, ApiError> {
+    let header = header.ok_or_else(|| rejected("no StreamGate-Signature header"))?;
     let mut timestamp = None;
     let mut tags = Vec::new();
     for part in header.split(',') {
         match part.trim().split_once('=') {
             Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
-            Some(("v1", tag)) => tags.push(tag),
+            Some(("v1", tag))
+                if tag.len() == TAG_HEX_LEN && tag.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                tags.push(tag)
+            }
             _ => {}
         }
     }
-    let timestamp = timestamp.ok_or_else(|| bad("no timestamp"))?;
+    let timestamp = timestamp.ok_or_else(|| rejected("no timestamp"))?;
     // `abs_diff` cannot overflow: a timestamp anywhere in i64 (or a receiver's clock anywhere)
     // is just far away.
     if now.abs_diff(timestamp) > TOLERANCE_SECS.unsigned_abs() {
@@ -54,17 +67,37 @@ pub fn verify(
             ),
         ));
     }
-    let mut message = format!("{timestamp}.").into_bytes();
-    message.extend_from_slice(body);
-    let genuine = tags.iter().any(|tag| {
-        keys.iter()
-            .any(|key| hmac_sha256_verify(key, &message, tag))
-    });
-    if genuine {
-        Ok(timestamp)
-    } else {
-        Err(bad("no signature matches"))
+    if tags.is_empty() {
+        return Err(rejected("no v1 signature of 64 hex digits"));
     }
+    Ok(SignatureHeader { timestamp, tags })
+}
+
+impl SignatureHeader<'_> {
+    /// Checks the tags over `body` against any of `keys`.
+    pub fn verify(&self, keys: &[&[u8]], body: &[u8]) -> Result<i64, ApiError> {
+        let mut message = format!("{}.", self.timestamp).into_bytes();
+        message.extend_from_slice(body);
+        let genuine = self.tags.iter().any(|tag| {
+            keys.iter()
+                .any(|key| hmac_sha256_verify(key, &message, tag))
+        });
+        if genuine {
+            Ok(self.timestamp)
+        } else {
+            Err(rejected("no signature matches"))
+        }
+    }
+}
+
+/// Checks a signature header for `body` at `now` against any of `keys`.
+pub fn verify(
+    header: Option<&str>,
+    keys: &[&[u8]],
+    body: &[u8],
+    now: i64,
+) -> Result<i64, ApiError> {
+    check_header(header, now)?.verify(keys, body)
 }
 
 #[cfg(test)]
@@ -112,6 +145,36 @@ mod tests {
             verify(Some(&moved), &[b"k1"], body, 1200).unwrap_err().code,
             "bad_event_signature"
         );
+    }
+
+    #[test]
+    fn the_header_alone_is_refused_when_it_can_never_verify() {
+        let now = 1_714_564_800;
+        let tag = "ab".repeat(32);
+        assert!(check_header(Some(&format!("t={now},v1={tag}")), now).is_ok());
+        for (header, code) in [
+            (None, "bad_event_signature"),
+            (Some(String::new()), "bad_event_signature"),
+            (Some(format!("v1={tag}")), "bad_event_signature"),
+            (Some(format!("t=soon,v1={tag}")), "bad_event_signature"),
+            (Some(format!("t={now}")), "bad_event_signature"),
+            (Some(format!("t={now},v1=00")), "bad_event_signature"),
+            (
+                Some(format!("t={now},v1={}", "zz".repeat(32))),
+                "bad_event_signature",
+            ),
+            (Some(format!("t={now},v1={tag}0")), "bad_event_signature"),
+            (Some(format!("t={},v1={tag}", now - 301)), "stale_event"),
+        ] {
+            assert_eq!(
+                check_header(header.as_deref(), now).unwrap_err().code,
+                code,
+                "{header:?}"
+            );
+        }
+        // One well-formed tag among malformed ones is enough to go on to the body.
+        let header = format!("t={now},v1=00,v1={tag}");
+        assert!(check_header(Some(&header), now).is_ok());
     }
 
     #[test]

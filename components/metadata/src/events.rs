@@ -16,6 +16,12 @@ use streamgate_spin::{now, response};
 
 use crate::{queue, store};
 
+/// The largest event body read. `transcode.completed` carries every segment of every track
+/// (about 50 bytes each): with the native side's defaults (4 s segments, sources up to 4 h, five
+/// video rungs and one audio track) that is 3,600 x 6 segments, about 1.1 MB. 4 MiB leaves room
+/// for sources up to about 15 h; everything else the native side sends is under 1 KiB.
+pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
+
 #[derive(Deserialize)]
 struct Event {
     id: String,
@@ -76,6 +82,11 @@ fn data<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, ApiError> {
             format!("`{}` event data: {e}", event.kind),
         )
     })
+}
+
+/// What can be checked of the signature before the body is read (see [`BODY_LIMIT`]).
+pub fn check_header(head: &ApiRequest) -> Result<(), ApiError> {
+    event_signature::check_header(head.header(event_signature::HEADER), now()).map(drop)
 }
 
 pub fn receive(request: &ApiRequest) -> Result<Response, ApiError> {

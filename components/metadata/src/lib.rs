@@ -19,8 +19,6 @@ use streamgate_spin::secrets::Rotating;
 use streamgate_spin::{config, now, random_bytes, response};
 
 const BODY_LIMIT: usize = 64 * 1024;
-/// Rendition lists of long videos are large: thousands of segments per rung.
-const EVENT_BODY_LIMIT: usize = 8 * 1024 * 1024;
 const UPLOAD_TOKEN_SECS: i64 = 24 * 60 * 60;
 const MAX_TITLE_CHARS: usize = 200;
 const MAX_DESCRIPTION_CHARS: usize = 5000;
@@ -28,8 +26,13 @@ const MAX_DESCRIPTION_CHARS: usize = 5000;
 #[http_component]
 async fn handle(req: IncomingRequest) -> Response {
     let head = ApiRequest::head(&req);
-    let limit = if head.path == "/internal/v1/events" {
-        EVENT_BODY_LIMIT
+    let limit = if head.path.trim_end_matches('/') == "/internal/v1/events" {
+        // Before a byte of the body: a request whose signature header can never verify is
+        // refused here, so an unsigned caller cannot make the app read an event-sized body.
+        if let Err(e) = events::check_header(&head) {
+            return response::error(&e);
+        }
+        events::BODY_LIMIT
     } else {
         BODY_LIMIT
     };

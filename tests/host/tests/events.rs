@@ -1,0 +1,273 @@
+//! `/internal/v1/events` against hostile callers, through the real host, the real metadata
+//! component and a real redis-server: a request whose signature header can never verify is
+//! refused before its body is read, a body over the events limit is refused at its size, and a
+//! genuine event still goes through.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use host_tests::*;
+use streamgate_core::{event_signature, keys, session};
+
+const SESSION_SECRET: &str = "events-test-session-secret-0123456789abcd";
+const EVENTS_SECRET: &str = "events-test-events-secret-0123456789abcde";
+const ALICE: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+/// The body limit of the events route (components/metadata/src/events.rs).
+const EVENT_BODY_LIMIT: usize = 4 * 1024 * 1024;
+/// How long the host gives a component waiting for a body that does not come, set far above
+/// what an early refusal may take, so a host (or component) that waits for the body fails.
+const BODY_IDLE_SECS: u64 = 30;
+
+struct App {
+    host: Host,
+    _redis: Redis,
+    _state: tempfile::TempDir,
+}
+
+fn app() -> App {
+    let redis = Redis::start();
+    let state = tempfile::tempdir().unwrap();
+    let host = HostConfig::new("spin.toml", state.path())
+        .var("session_secret", SESSION_SECRET)
+        .var("events_secret", EVENTS_SECRET)
+        .var(
+            "playback_secret",
+            "events-test-playback-secret-0123456789abc",
+        )
+        .redis(&redis)
+        .args(&["--body-idle-timeout-secs", &BODY_IDLE_SECS.to_string()])
+        .start();
+    App {
+        host,
+        _redis: redis,
+        _state: state,
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// An answer read off a raw connection: status, body, and how long it took to come.
+struct Answer {
+    status: u16,
+    body: String,
+    took: Duration,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// Reads one response (head and a `Content-Length` body) without waiting for the connection
+/// to close: the host may keep reading the unread body for a while after it answered.
+fn read_answer(stream: &mut TcpStream, started: Instant, limit: Duration) -> Answer {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|l| l.trim().parse::<usize>().unwrap())
+                .expect("a content-length");
+            if seen.len() >= end + 4 + length {
+                let status = head[9..12].parse().unwrap();
+                return Answer {
+                    status,
+                    body: String::from_utf8_lossy(&seen[end + 4..end + 4 + length]).into_owned(),
+                    took: started.elapsed(),
+                };
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => panic!(
+                "closed before a whole answer: {:?}",
+                String::from_utf8_lossy(&seen)
+            ),
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "no whole answer after {:?} ({e}); read so far: {:?}",
+                started.elapsed(),
+                String::from_utf8_lossy(&seen)
+            ),
+        }
+    }
+}
+
+/// Sends a POST head to the events route that announces `content_length` bytes, then `body`
+/// (possibly nothing) and no more; answers what the host says.
+fn post_head(app: &App, signature: Option<&str>, content_length: usize, body: &[u8]) -> Answer {
+    let mut stream = TcpStream::connect(app.host.addr).unwrap();
+    let mut head = format!(
+        "POST /internal/v1/events HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {content_length}\r\n",
+        app.host.addr
+    );
+    if let Some(signature) = signature {
+        head.push_str(&format!("StreamGate-Signature: {signature}\r\n"));
+    }
+    head.push_str("\r\n");
+    let started = Instant::now();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    read_answer(
+        &mut stream,
+        started,
+        Duration::from_secs(BODY_IDLE_SECS + 10),
+    )
+}
+
+/// A genuine event as the native side signs it.
+fn signed(at: i64, body: &str) -> String {
+    event_signature::sign(&keys::derive(EVENTS_SECRET, "events"), at, body.as_bytes())
+}
+
+fn alice() -> String {
+    let keys = session::SessionKeys::from_config(SESSION_SECRET, None).unwrap();
+    let token = session::issue_session(&keys, ALICE.parse().unwrap(), 31337, now(), 3600, [7; 16])
+        .unwrap()
+        .token;
+    format!("Bearer {token}")
+}
+
+fn create_video(app: &App) -> String {
+    let response = ureq::post(&app.host.url("/api/v1/videos"))
+        .set("authorization", &alice())
+        .send_string(&json!({"title": "Events", "gate": []}).to_string())
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let created: Value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
+    created["id"].as_str().unwrap().to_string()
+}
+
+/// The video as its owner sees it.
+fn video(app: &App, id: &str) -> Value {
+    let response = ureq::get(&app.host.url(&format!("/api/v1/videos/{id}")))
+        .set("authorization", &alice())
+        .call()
+        .unwrap();
+    serde_json::from_str(&response.into_string().unwrap()).unwrap()
+}
+
+#[test]
+fn an_event_whose_signature_header_cannot_verify_is_refused_before_its_body() {
+    let app = app();
+    let fresh_tag = "ab".repeat(32);
+    let cases = [
+        ("no signature header", None, "bad_event_signature"),
+        (
+            "garbage",
+            Some("garbage".to_string()),
+            "bad_event_signature",
+        ),
+        (
+            "a timestamp but no tag",
+            Some(format!("t={}", now())),
+            "bad_event_signature",
+        ),
+        (
+            "a tag too short to be an HMAC",
+            Some(format!("t={},v1=deadbeef", now())),
+            "bad_event_signature",
+        ),
+        (
+            "a stale timestamp",
+            Some(format!("t={},v1={fresh_tag}", now() - 3600)),
+            "stale_event",
+        ),
+        (
+            "a timestamp far in the past",
+            Some(format!("t={},v1={fresh_tag}", i64::MIN)),
+            "stale_event",
+        ),
+    ];
+    // A body announced (under the events limit, and over it), not one byte sent: the answer
+    // must not wait for it.
+    for ((what, signature, code), announced) in cases
+        .into_iter()
+        .flat_map(|case| [(case.clone(), 1_000_000), (case, 10_000_000)])
+    {
+        let what = format!("{what}, {announced} bytes announced");
+        let answer = post_head(&app, signature.as_deref(), announced, b"");
+        assert_eq!(answer.status, 401, "{what}: {}", answer.body);
+        assert_eq!(answer.json()["code"], code, "{what}");
+        assert!(answer.json()["error"].is_string(), "{what}");
+        assert!(
+            answer.took < Duration::from_secs(3),
+            "{what}: refused after {:?}; the body-idle timeout is {BODY_IDLE_SECS} s, so the body was waited for",
+            answer.took
+        );
+    }
+    // The host is still serving.
+    assert_eq!(app.host.get("/health").status, 200);
+}
+
+#[test]
+fn an_event_body_over_the_limit_is_refused_at_its_size() {
+    let app = app();
+    // A header that looks right (fresh, a tag of the right length) gets as far as the body,
+    // whose announced size is already over the limit: 413 at once, nothing read.
+    let looks_right = format!("t={},v1={}", now(), "ab".repeat(32));
+    let answer = post_head(&app, Some(&looks_right), EVENT_BODY_LIMIT + 1, b"");
+    assert_eq!(answer.status, 413, "{}", answer.body);
+    assert_eq!(answer.json()["code"], "payload_too_large");
+    assert!(
+        answer.took < Duration::from_secs(3),
+        "refused after {:?}",
+        answer.took
+    );
+
+    // The same without a length up front (chunked): refused once the body passes the limit.
+    let mut stream = TcpStream::connect(app.host.addr).unwrap();
+    let head = format!(
+        "POST /internal/v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nStreamGate-Signature: {looks_right}\r\n\r\n"
+    );
+    let started = Instant::now();
+    stream.write_all(head.as_bytes()).unwrap();
+    let chunk = vec![b' '; 256 * 1024];
+    let mut sent = 0;
+    while sent <= EVENT_BODY_LIMIT {
+        let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+        if stream.write_all(&framed).is_err() {
+            break; // the host has answered and stopped reading
+        }
+        sent += chunk.len();
+    }
+    let answer = read_answer(&mut stream, started, Duration::from_secs(20));
+    assert_eq!(answer.status, 413, "{}", answer.body);
+    assert_eq!(answer.json()["code"], "payload_too_large");
+    assert_eq!(app.host.get("/health").status, 200);
+}
+
+#[test]
+fn a_genuine_event_still_goes_through_and_a_forged_one_of_the_right_shape_does_not() {
+    let app = app();
+    let id = create_video(&app);
+    let body = json!({"id": "ev-1", "type": "upload.completed", "video_id": id,
+                      "data": {"size": 10, "source": format!("sources/{id}")}})
+    .to_string();
+
+    let forged = format!("t={},v1={}", now(), "ab".repeat(32));
+    let answer = post_head(&app, Some(&forged), body.len(), body.as_bytes());
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    assert_eq!(answer.json()["code"], "bad_event_signature");
+
+    let answer = post_head(
+        &app,
+        Some(&signed(now(), &body)),
+        body.len(),
+        body.as_bytes(),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["status"], "applied");
+    assert_eq!(video(&app, &id)["status"], "queued");
+}
