@@ -9,7 +9,7 @@ pub struct ApiRequest {
     pub method: Method,
     pub path: String,
     pub query: String,
-    headers: Vec<(String, Vec<u8>)>,
+    headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -25,7 +25,15 @@ impl ApiRequest {
             method: req.method(),
             path,
             query,
-            headers: req.headers().entries(),
+            // Lossy, not dropped: a header whose bytes are not UTF-8 was still sent. Dropped,
+            // an `Authorization` of such bytes made a caller anonymous on the routes where the
+            // session is optional, instead of 401 for a token that cannot be valid.
+            headers: req
+                .headers()
+                .entries()
+                .into_iter()
+                .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+                .collect(),
             body: Vec::new(),
         }
     }
@@ -69,12 +77,13 @@ impl ApiRequest {
         Ok(self)
     }
 
-    /// The first value of a header, as text (names are case-insensitive).
+    /// The first value of a header, as text (bytes that are not UTF-8 become U+FFFD; names are
+    /// case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+            .map(|(_, v)| v.as_str())
     }
 
     /// The client's IP as the host saw it (`spin-client-addr`). Forwarding headers are not
