@@ -286,7 +286,7 @@ test('play: signed HLS and DASH URLs that ffprobe reads; a non-holder is exit 5;
   assert.ok(Math.abs(Number(lines.at(-1)) - 10) < 0.6, `the player read a 10 s video: ${opened.stdout}`);
 });
 
-test('on a terminal: both progress bars are drawn and reach 100 %; rm asks and takes "y"', async () => {
+test('on a terminal: the password prompt; both progress bars are drawn and reach 100 %; rm asks and takes "y"', async () => {
   const small = await makeTestVideo(scratch, { seconds: 3, size: '320x240', rate: 25, name: 'small.mp4' });
   const env = cliEnv(creatorDir, { COLUMNS: '120' });
   const quote = (s) => `'${s.replaceAll("'", "'\\''")}'`;
@@ -297,13 +297,22 @@ test('on a terminal: both progress bars are drawn and reach 100 %; rm asks and t
       child.stdout.on('data', (d) => {
         out += d;
         if (input && out.includes(input.after)) {
-          child.stdin.write(input.send);
+          // A prompt is printed before the terminal's echo is turned off: give it that moment.
+          const { send } = input;
+          setTimeout(() => child.stdin.write(send), 500);
           input = null;
         }
       });
       child.on('error', reject);
       child.on('close', (code) => resolve({ code, out }));
     });
+  // The keystore's password typed at the prompt (read from the terminal, not echoed).
+  const keystore = path.join(scratch, 'creator.json');
+  const login = await pty(`${quote(CLI)} login --keystore ${quote(keystore)}`, { after: 'Password for', send: 'correct horse\n' });
+  assert.equal(login.code, 0, login.out);
+  assert.ok(!login.out.includes('correct horse'), 'the password is not echoed');
+  assert.match(login.out, new RegExp(`Signed in to .* as ${creatorAddress}`));
+
   const up = await pty(`${quote(CLI)} upload ${quote(small)} --title 'On a terminal' --limit-rate 64k`);
   const text = up.out.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '\n');
   assert.equal(up.code, 0, text);
