@@ -25,8 +25,9 @@ use crate::fsutil::{self, is_safe_id};
 use crate::server::{empty, error_response, Body};
 
 pub const TUS_VERSION: &str = "1.0.0";
-/// How long a request waits for another request on the same video (e.g. a PATCH whose client
-/// vanished and whose body has not timed out yet) before answering 423, which tus clients retry.
+/// How long a request waits for another request on the same video before answering 423, which
+/// tus clients retry. A PATCH still receiving its body is asked to stop at once (see `Slot`), so
+/// this bounds only a step that cannot stop midway (a creation, a sync, publishing the source).
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,7 +68,40 @@ pub struct Uploads {
     /// Serialises the per-wallet ledgers' read-modify-write.
     quota: Arc<Mutex<()>>,
     /// One lock per video: creation, HEAD and PATCH of a video's upload never interleave.
-    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    locks: Arc<Mutex<HashMap<String, Arc<Slot>>>>,
+}
+
+/// A video's upload lock, and who asked for it last. A client that paused, or whose connection
+/// died without a FIN, leaves its PATCH waiting for body bytes that never come (until
+/// `body_idle_timeout`); when the same client comes back (HEAD, then PATCH), that stale PATCH
+/// must not make it wait, as in tusd: every request for the upload takes a ticket, and a PATCH
+/// stops reading its body as soon as a later ticket exists, keeps the bytes it has, and lets
+/// the newer request in. The newest request wins.
+#[derive(Default)]
+struct Slot {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    latest: tokio::sync::watch::Sender<u64>,
+}
+
+/// Held while a request works on an upload: the lock, and a way to learn that a later request
+/// for the same upload is waiting (it then should stop and release the lock).
+struct Held {
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+    /// Keeps the slot in `Uploads::locks` (it is pruned when nobody holds it), and so the
+    /// sender `latest` listens to.
+    _slot: Arc<Slot>,
+    ticket: u64,
+    latest: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Held {
+    /// Resolves once a later request for this upload has arrived.
+    async fn superseded(&mut self) {
+        let mine = self.ticket;
+        if self.latest.wait_for(|&t| t != mine).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 type Reply = Result<Response<Body>, ApiError>;
@@ -231,16 +265,29 @@ impl Uploads {
         }
     }
 
-    async fn lock(&self, video: &str) -> Result<tokio::sync::OwnedMutexGuard<()>, ApiError> {
-        let lock = {
+    async fn lock(&self, video: &str) -> Result<Held, ApiError> {
+        let slot = {
             let mut locks = self.locks.lock().unwrap();
             if locks.len() > 10_000 {
                 locks.retain(|_, l| Arc::strong_count(l) > 1);
             }
             locks.entry(video.to_string()).or_default().clone()
         };
-        tokio::time::timeout(LOCK_WAIT, lock.lock_owned())
+        // Taking a ticket before waiting tells a PATCH holding the lock to stop (see `Slot`).
+        let mut ticket = 0;
+        slot.latest.send_modify(|t| {
+            *t += 1;
+            ticket = *t;
+        });
+        let latest = slot.latest.subscribe();
+        tokio::time::timeout(LOCK_WAIT, slot.lock.clone().lock_owned())
             .await
+            .map(|guard| Held {
+                _guard: guard,
+                _slot: slot.clone(),
+                ticket,
+                latest,
+            })
             .map_err(|_| {
                 ApiError::new(
                     423,
@@ -461,7 +508,7 @@ impl Uploads {
         })?;
         let declared = req.body().size_hint().exact();
 
-        let _guard = self.lock(video).await?;
+        let mut held = self.lock(video).await?;
         let info = self.load(video, upload)?;
         let offset = self.offset(&info)?;
         if claimed != offset {
@@ -508,12 +555,24 @@ impl Uploads {
         let mut written = 0u64;
         let mut failure: Option<ApiError> = None;
         loop {
-            let frame = match tokio::time::timeout(
-                self.policy.body_idle_timeout,
-                http_body_util::BodyExt::frame(&mut body),
-            )
-            .await
-            {
+            let next = tokio::select! {
+                // Checked first, so a body that keeps coming cannot hold off a newer request.
+                biased;
+                () = held.superseded() => {
+                    failure = Some(ApiError::new(
+                        400,
+                        "upload_interrupted",
+                        "a later request for this upload took over; the bytes stored so far \
+                         are kept: HEAD for the offset",
+                    ));
+                    break;
+                }
+                next = tokio::time::timeout(
+                    self.policy.body_idle_timeout,
+                    http_body_util::BodyExt::frame(&mut body),
+                ) => next,
+            };
+            let frame = match next {
                 Err(_) => {
                     failure = Some(ApiError::new(
                         408,

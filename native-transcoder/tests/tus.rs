@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::time::Duration;
 
 use common::*;
@@ -620,4 +621,74 @@ fn abandoned_uploads_are_swept_after_their_url_expires() {
     assert!(!dir.path().join("uploads/vidAbandon01").exists());
     assert!(dir.path().join("uploads/vidDone01").exists());
     assert!(dir.path().join("sources/vidDone01").exists());
+}
+
+/// A client that paused (or whose connection died without a FIN) leaves its PATCH waiting for
+/// bytes; when it comes back, its HEAD must not wait for that PATCH's body timeout (60 s here)
+/// nor for the lock's 10 s: the stale PATCH gives way at once, keeping what it stored.
+#[test]
+fn a_stalled_patch_gives_way_to_the_resuming_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::accepting();
+    let origin = Origin::start(
+        dir.path(),
+        &receiver.url(),
+        &["--body-idle-secs", "60"],
+        &[],
+    );
+    let video = "vidStalled01";
+    let file: Vec<u8> = (0..400_000u32).map(|i| (i * 13 % 253) as u8).collect();
+    let location = create(&origin, video, file.len());
+
+    // Announces the whole file, sends 150 000 bytes, then stops sending with the socket open.
+    let mut stalled = std::net::TcpStream::connect(&origin.addr).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let req = format!(
+        "PATCH {location} HTTP/1.1\r\nHost: {}\r\nTus-Resumable: 1.0.0\r\n\
+         Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n\
+         Content-Length: {}\r\n\r\n",
+        origin.addr,
+        file.len()
+    );
+    stalled.write_all(req.as_bytes()).unwrap();
+    stalled.write_all(&file[..150_000]).unwrap();
+    stalled.flush().unwrap();
+    // Let the origin start on the body, so the PATCH holds the upload's lock.
+    wait_until("the PATCH to store bytes", Duration::from_secs(10), || {
+        std::fs::read_dir(dir.path().join("uploads").join(video))
+            .unwrap()
+            .flatten()
+            .find(|e| e.path().extension().is_some_and(|x| x == "part"))
+            .and_then(|e| e.metadata().ok())
+            .filter(|m| m.len() > 0)
+    });
+
+    let asked = std::time::Instant::now();
+    let offset = head_offset(&origin, &location);
+    let waited = asked.elapsed();
+    assert!(
+        waited < Duration::from_secs(3),
+        "the resume's HEAD waited {waited:?} for the stalled PATCH"
+    );
+    assert!(offset > 0 && offset <= 150_000, "offset {offset}");
+
+    // The stalled client is told why its PATCH ended (if it still listens).
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut stalled, &mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("upload_interrupted"), "{answer}");
+
+    // The resumed client finishes from the server's offset, and the stored file is the file.
+    let r = patch(&origin, &location, offset, &file[offset as usize..]);
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(r.header("Upload-Offset"), Some("400000"));
+    let event = receiver.wait_for("upload.completed", video, Duration::from_secs(10));
+    assert_eq!(event["data"]["size"], 400_000);
+    assert_eq!(
+        std::fs::read(dir.path().join("sources").join(video)).unwrap(),
+        file,
+        "the stored source is byte for byte the file"
+    );
 }
