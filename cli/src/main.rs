@@ -62,7 +62,10 @@ enum Command {
     /// List videos: yours when signed in, else the public ones
     Ls(LsArgs),
     /// Show one video
-    Show { id: String },
+    Show {
+        /// The video id
+        id: String,
+    },
     /// Change who may watch a video
     Gate {
         #[command(subcommand)]
@@ -70,6 +73,7 @@ enum Command {
     },
     /// Delete a video
     Rm {
+        /// The video id
         id: String,
         /// Do not ask for confirmation
         #[arg(long, short)]
@@ -98,9 +102,12 @@ struct LoginArgs {
 
 #[derive(Args)]
 struct UploadArgs {
+    /// The video file (any container and codecs ffmpeg reads)
     file: PathBuf,
+    /// The video's title
     #[arg(long)]
     title: String,
+    /// A description shown with it
     #[arg(long)]
     description: Option<String>,
     /// Who may watch: chain:contract:standard[:token_id][:min_balance]; repeat for "any of"
@@ -131,7 +138,9 @@ struct LsArgs {
 enum GateCommand {
     /// Replace the video's gate: each RULE is chain:contract:standard[:token_id][:min_balance]
     Set {
+        /// The video id
         id: String,
+        /// The new rules; a viewer who satisfies any one may watch
         rules: Vec<String>,
         /// Remove every rule: anyone may watch
         #[arg(long, conflicts_with = "rules")]
@@ -141,6 +150,7 @@ enum GateCommand {
 
 #[derive(Args)]
 struct PlayArgs {
+    /// The video id
     id: String,
     /// Hand the HLS URL to a player
     #[arg(long)]
