@@ -122,8 +122,14 @@ def stack():
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            # SIGTERM lets the fixtures stop anvil, Redis, the host and the native side; SIGKILL
+            # would leave them running.
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         log.close()
         os.unlink(log.name)
 
