@@ -1,8 +1,9 @@
 // The whole stack for tests/python/test_api_fuzz.py: anvil, a private redis-server, the host with
-// the real spin.toml and components, the native origin and worker (lib/playback.js), a GateNFT
-// with token 1 minted to the holder, wallets signed in with viem + siwe, and three ready videos
-// (one gated on the NFT, one public, one gated on an address with no contract). Prints one JSON line with what the tests need, then runs
-// until its standard input closes (the test's end, or the test process dying), and stops it all.
+// the real spin.toml and components, the native origin (lib/playback.js; its worker is stopped,
+// below), a GateNFT with token 1 minted to the holder, wallets signed in with viem + siwe, and
+// three ready videos (gated on the NFT, public, gated on an address with no contract). Prints
+// one JSON line with what the tests need, then runs until its standard input closes (the test's
+// end, or the test process dying), and stops it all.
 //
 //   node tests/node/api_stack.js      (from the repository root, once the host is built)
 
@@ -18,6 +19,11 @@ const stack = await startPlaybackStack({
   // in creator_flow) would otherwise answer 429 to all but the first five.
   hostVars: { max_pending_uploads_per_wallet: '1000000' },
 });
+
+// No worker: the ready videos are made by events alone and have no source, so a worker would
+// keep failing their transcode jobs and send its own events while the test runs. Deletes still
+// queue their jobs in the real Redis.
+await stack.worker.stop();
 
 let stopping = false;
 async function stop(code) {
