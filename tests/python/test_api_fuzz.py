@@ -1,8 +1,9 @@
 """docs/openapi.yaml against the running app, and property-based fuzzing of the public API.
 
 The stack is the real one (tests/node/api_stack.js, started once for this file): the host binary
-with spin.toml and the built components, a private redis-server, the native origin and worker,
-anvil with a GateNFT, wallets signed in with viem, two ready videos (one gated, one public).
+with spin.toml and the built components, a private redis-server, the native origin, anvil with a
+GateNFT, wallets signed in with viem, three ready videos (gated on the NFT, public, and gated on
+an address with no contract).
 
 - The document is valid OpenAPI 3.1 (openapi-spec-validator).
 - Every route of spin.toml is described, or listed in LEFT_OUT with its reason; every route the
