@@ -15,6 +15,8 @@
 //!   complete work directory into place (`ladder.json` is its marker); `.tmp-*` work directories
 //!   can never be named (a video id has no `.`). Only media file types are served.
 //! - Files are streamed in 64 KiB reads; one `Range: bytes=…` is honoured (206 / 416).
+//! - One exception to the token: `GET /posters/<video>.jpg` is a published video's poster,
+//!   public like its title (see `Media::public_poster`).
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,8 @@ use crate::config::{now_unix, PlaybackKeys};
 use crate::fsutil::is_safe_id;
 use crate::server::{empty, error_response, Body};
 
+/// The public posters' path prefix (see `Media::public_poster`).
+pub const POSTERS: &str = "/posters/";
 /// Marker the worker writes into a work directory before renaming it into place.
 const LADDER_MARKER: &str = "ladder.json";
 const CHUNK: usize = 64 * 1024;
@@ -295,6 +299,9 @@ impl Media {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return Err(ApiError::method_not_allowed("GET, HEAD, OPTIONS"));
         }
+        if let Some(rest) = raw.strip_prefix(POSTERS) {
+            return self.public_poster(req, rest).await;
+        }
         let (video, segments) = parse_path(raw)?;
         let canonical = format!("/media/{video}/{}", segments.join("/"));
         self.check_token(req.uri().query(), &canonical)?;
@@ -305,6 +312,40 @@ impl Media {
         };
         let (file, meta) = self.open(&video, &segments).await?;
         self.respond(req.headers(), file, meta, mime).await
+    }
+
+    /// `/posters/<video>.jpg`: a published video's poster, without a token. A poster is public
+    /// like the title (browse and the watch page show it before anyone signs in, as every
+    /// video platform does); nothing else is: the name is one video id and the fixed suffix,
+    /// nothing is decoded, and the only file it can open is that video's `poster.jpg`.
+    async fn public_poster(&self, req: &Request<hyper::body::Incoming>, rest: &str) -> Reply {
+        let missing = || ApiError::not_found("no such poster");
+        let video = rest.strip_suffix(".jpg").ok_or_else(missing)?;
+        if !is_safe_id(video) {
+            return Err(missing());
+        }
+        // A deleted video's files may outlive it for a moment: its poster is gone at once.
+        let media_dir = self.root.parent().unwrap_or(&self.root);
+        if tokio::fs::try_exists(crate::config::tombstone(media_dir, video))
+            .await
+            .unwrap_or(true)
+        {
+            return Err(missing());
+        }
+        let (file, meta) = self
+            .open(video, &["poster.jpg".to_string()])
+            .await
+            .map_err(|_| missing())?;
+        let mut response = self
+            .respond(req.headers(), file, meta, "image/jpeg")
+            .await?;
+        // The same bytes for everyone: shared caches may keep it.
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_str(&format!("public, max-age={}", self.max_age))
+                .expect("a valid header"),
+        );
+        Ok(response)
     }
 
     fn check_token(&self, query: Option<&str>, path: &str) -> Result<(), ApiError> {

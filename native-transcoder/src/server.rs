@@ -78,7 +78,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
     let mut response = if path == "/uploads" || path.starts_with("/uploads/") {
         state.uploads.handle(req).await
-    } else if path.starts_with("/media/") {
+    } else if path.starts_with("/media/") || path.starts_with(crate::media::POSTERS) {
         state.media.handle(req).await
     } else {
         error_response(&ApiError::not_found("no such resource on the media origin"))

@@ -602,3 +602,88 @@ fn cors_preflight_methods_and_missing_configuration() {
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["code"], "server_misconfigured");
 }
+
+/// `/posters/<video>.jpg` is public (no token) and opens a published video's poster and nothing
+/// else: no segment, playlist, init, ladder or other file, no traversal, nothing unpublished or
+/// deleted, and `/media/…` still wants its token.
+#[test]
+fn the_public_poster_is_the_only_file_served_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = lay_out(dir.path());
+    std::fs::write(
+        dir.path().join("media").join(VIDEO).join("index.m3u8"),
+        b"#EXTM3U",
+    )
+    .unwrap();
+    let origin = start(dir.path(), PLAYBACK, "");
+
+    for video in [VIDEO, OTHER] {
+        let r = get(&origin, &format!("/posters/{video}.jpg"), &[]);
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.body, files.poster);
+        assert_eq!(r.header("Content-Type"), Some("image/jpeg"));
+        assert_eq!(r.header("Cache-Control"), Some("public, max-age=3600"));
+        assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+    }
+    let head = request(&origin.addr, "HEAD", &format!("/posters/{VIDEO}.jpg"), &[]);
+    assert_eq!(head.status, 200);
+
+    let attempts = [
+        format!("/posters/{VIDEO}"),
+        format!("/posters/{VIDEO}.jpeg"),
+        format!("/posters/{VIDEO}.m4s"),
+        format!("/posters/{VIDEO}/poster.jpg"),
+        format!("/posters/{VIDEO}/720p/seg_00001.m4s"),
+        format!("/posters/{VIDEO}/720p/init.mp4"),
+        format!("/posters/{VIDEO}/index.m3u8"),
+        format!("/posters/{VIDEO}/ladder.json"),
+        format!("/posters/{VIDEO}/../secret.m4s"),
+        format!("/posters/{VIDEO}%2f720p%2fseg_00001.m4s"),
+        format!("/posters/{VIDEO}%2fposter.jpg"),
+        format!("/posters/..%2f{VIDEO}.jpg"),
+        "/posters/%2e%2e%2fsecret.m4s".to_string(),
+        "/posters/../secret.m4s".to_string(),
+        "/posters/..%2fsecret.jpg".to_string(),
+        "/posters/secret.jpg".to_string(),
+        "/posters/.jpg".to_string(),
+        "/posters/".to_string(),
+        "/posters".to_string(),
+        format!("/posters/.tmp-{VIDEO}-abcdef.jpg"),
+        "/posters/vidIncomplete.jpg".to_string(),
+        format!("/posters/{VIDEO}.jpg%00"),
+        format!("/media/{VIDEO}/poster.jpg"),
+        format!("/media/{VIDEO}/720p/seg_00001.m4s"),
+        format!("/media/{VIDEO}/index.m3u8"),
+    ];
+    for path in &attempts {
+        let r = get(&origin, path, &[]);
+        assert!(
+            matches!(r.status, 400 | 403 | 404),
+            "{path}: {} {:?}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_ne!(r.body, files.poster, "{path} served the poster");
+        assert!(
+            r.body != files.segment
+                && r.body != files.init
+                && !r.body.windows(10).any(|w| w == b"TOP SECRET")
+                && !r.body.windows(7).any(|w| w == b"#EXTM3U"),
+            "{path} leaked a file"
+        );
+        assert!(r.json()["code"].is_string(), "{path}: {r:?}");
+    }
+    // A symlinked poster that leaves the video's directory is not followed.
+    let other = dir.path().join("media").join(OTHER);
+    std::fs::remove_file(other.join("poster.jpg")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("secret.m4s"), other.join("poster.jpg")).unwrap();
+    assert_eq!(
+        get(&origin, &format!("/posters/{OTHER}.jpg"), &[]).status,
+        404
+    );
+
+    // A deleted video's poster is gone at once (its tombstone), even before its files are.
+    std::fs::write(dir.path().join("deleted").join(VIDEO), b"1").unwrap();
+    let r = get(&origin, &format!("/posters/{VIDEO}.jpg"), &[]);
+    assert_eq!(r.status, 404, "{r:?}");
+}
