@@ -180,20 +180,24 @@ test('upload: killed mid-upload, run again it resumes from the origin’s offset
   const first = spawn(CLI, [...args, '--limit-rate', '96k'], { env: cliEnv(creatorDir), stdio: 'ignore' });
   const firstExit = new Promise((resolve) => first.on('close', (code, signal) => resolve({ code, signal })));
 
-  // The remembered upload URL; then a few seconds of sending at 96 KiB/s (the origin serialises
-  // a video's requests, so a HEAD would wait for the PATCH in flight: the clock decides).
+  // The remembered upload URL, then bytes arriving in the origin's `.part` file (read on disk:
+  // the origin serialises a video's requests, so a HEAD would wait for the PATCH in flight).
   const uploadsFile = path.join(creatorDir, 'uploads.json');
   let pending;
+  let part;
   const deadline = Date.now() + 60_000;
   for (;;) {
-    assert.ok(Date.now() < deadline, `no upload URL remembered after 60 s\n${stack.logs()}`);
-    if (fs.existsSync(uploadsFile)) {
+    assert.ok(Date.now() < deadline, `no upload under way after 60 s\n${stack.logs()}`);
+    if (!pending?.upload_url && fs.existsSync(uploadsFile)) {
       pending = Object.values(JSON.parse(fs.readFileSync(uploadsFile, 'utf8')))[0];
-      if (pending?.upload_url) break;
+      if (pending?.upload_url) {
+        const [, video, upload] = new URL(pending.upload_url).pathname.split('/').filter(Boolean);
+        part = path.join(stack.mediaDir, 'uploads', video, `${upload}.part`);
+      }
     }
+    if (part && fs.existsSync(part) && fs.statSync(part).size > 64 * 1024) break;
     await sleep(50);
   }
-  await sleep(3_000);
   assert.equal(fs.statSync(uploadsFile).mode & 0o777, 0o600, 'upload URLs (with their tokens) are private');
   first.kill('SIGKILL');
   const killed = await firstExit;
