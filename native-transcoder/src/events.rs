@@ -21,6 +21,7 @@ use streamgate_core::event_signature;
 
 use crate::config::now_unix;
 use crate::fsutil;
+use crate::metrics::METRICS;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Event {
@@ -109,17 +110,23 @@ impl EventSender {
         let mut backoff = FIRST_BACKOFF;
         loop {
             match self.send_once(event).await {
-                Ok((status, _)) if status.is_success() => return Delivery::Accepted,
+                Ok((status, _)) if status.is_success() => {
+                    METRICS.event_delivery(&event.kind, "accepted");
+                    return Delivery::Accepted;
+                }
                 Ok((status, text)) if is_permanent(status) => {
+                    METRICS.event_delivery(&event.kind, "rejected");
                     tracing::error!(event = %event.id, kind = %event.kind, %status, body = %text,
                         "the events endpoint refused the event; not retrying");
                     return Delivery::Rejected(status.as_u16(), text);
                 }
                 Ok((status, text)) => {
+                    METRICS.event_delivery(&event.kind, "retry");
                     tracing::warn!(event = %event.id, kind = %event.kind, %status, body = %text,
                         retry_in_ms = backoff.as_millis() as u64, "event not accepted yet");
                 }
                 Err(e) => {
+                    METRICS.event_delivery(&event.kind, "retry");
                     tracing::warn!(event = %event.id, kind = %event.kind, error = %format!("{e:#}"),
                         retry_in_ms = backoff.as_millis() as u64, "event not delivered yet");
                 }
@@ -194,8 +201,12 @@ impl Outbox {
     }
 
     fn spawn(&self, event: Event, path: PathBuf) {
-        if !self.in_flight.lock().unwrap().insert(event.id.clone()) {
-            return;
+        {
+            let mut in_flight = self.in_flight.lock().unwrap();
+            if !in_flight.insert(event.id.clone()) {
+                return;
+            }
+            METRICS.outbox_events.set(in_flight.len() as i64);
         }
         let this = self.clone();
         tokio::spawn(async move {
@@ -221,7 +232,9 @@ impl Outbox {
                 tracing::error!(file = %path.display(), error = %e, "cannot retire an outbox file");
             }
             tracing::info!(event = %event.id, kind = %event.kind, ?outcome, "event delivered");
-            this.in_flight.lock().unwrap().remove(&event.id);
+            let mut in_flight = this.in_flight.lock().unwrap();
+            in_flight.remove(&event.id);
+            METRICS.outbox_events.set(in_flight.len() as i64);
         });
     }
 

@@ -10,6 +10,7 @@ pub mod fsutil;
 pub mod intake;
 pub mod ladder;
 pub mod media;
+pub mod metrics;
 pub mod redis_auth;
 pub mod server;
 pub mod transcode;

@@ -25,8 +25,22 @@ use tokio::sync::watch;
     about = "StreamGate's native side: tus upload origin and ffmpeg worker"
 )]
 struct Cli {
+    /// Log lines as text (for a person) or JSON (one object per line, for a collector).
+    #[arg(
+        long,
+        global = true,
+        env = "STREAMGATE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -82,6 +96,10 @@ struct ServeArgs {
     /// `/media/…` token is accepted from its `st` minus this until its `exp` plus this.
     #[arg(long, env = "STREAMGATE_TOKEN_LEEWAY_SECS", default_value_t = 30)]
     token_leeway_secs: u64,
+    /// Serve `/metrics` on this address too, without a token (keep it private: 127.0.0.1 or
+    /// an internal network). `/metrics` on --listen needs STREAMGATE_METRICS_TOKEN.
+    #[arg(long, env = "STREAMGATE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// The ffmpeg the worker and `ladder` drive.
@@ -151,6 +169,10 @@ struct WorkArgs {
     /// On SIGTERM the current job may run this long before it is handed back.
     #[arg(long, env = "STREAMGATE_SHUTDOWN_GRACE_SECS", default_value_t = 25.0)]
     shutdown_grace_secs: f64,
+    /// Serve Prometheus `/metrics` (queue, jobs, encodes, events) on this address; off by
+    /// default. Keep it private (127.0.0.1 or an internal network): it has no token.
+    #[arg(long, env = "STREAMGATE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     tools: ToolArgs,
     #[command(flatten)]
@@ -278,6 +300,11 @@ async fn run(cli: Cli) -> Result<()> {
                 playback_keys: playback_keys()?,
                 media_max_age: a.media_max_age_secs,
                 token_leeway_secs: a.token_leeway_secs,
+                // A secret: from the environment only, and an empty value means none.
+                metrics_token: std::env::var("STREAMGATE_METRICS_TOKEN")
+                    .ok()
+                    .filter(|t| !t.trim().is_empty()),
+                metrics_listen: a.metrics_listen,
             };
             serve(config, async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;
@@ -297,6 +324,7 @@ async fn run(cli: Cli) -> Result<()> {
                     native_transcoder::fsutil::random_hex(3)
                 )
             });
+            let media_dir = a.common.media_dir.clone();
             let config = WorkConfig {
                 media_dir: a.common.media_dir,
                 redis_url: a.redis,
@@ -311,6 +339,14 @@ async fn run(cli: Cli) -> Result<()> {
             let worker = Worker::connect(config)
                 .await
                 .map_err(|e| native_transcoder::redis_auth::explain(e, &redis_url))?;
+            if let Some(addr) = a.metrics_listen {
+                let queue = worker.queue_probe().await?;
+                native_transcoder::metrics::serve_private(addr, media_dir, move || {
+                    let queue = queue.clone();
+                    async move { queue.sample().await }
+                })
+                .await?;
+            }
             let cleaned = worker.clean_leftovers()?;
             if cleaned > 0 {
                 tracing::info!(cleaned, "removed work directories left by a crash");
@@ -323,15 +359,22 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // Colour codes only for a terminal: log files and collectors get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let cli = Cli::parse();
+        );
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     if let Err(e) = runtime.block_on(run(cli)) {
         eprintln!("native-transcoder: {e:#}");

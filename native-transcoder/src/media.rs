@@ -375,7 +375,10 @@ impl Media {
             self.leeway_secs,
         ) {
             Ok(_) => Ok(()),
-            Err(e) => refuse(e.code(), format!("media refused: {e}")),
+            Err(e) => {
+                crate::metrics::METRICS.token_refused("media", e.code());
+                refuse(e.code(), format!("media refused: {e}"))
+            }
         }
     }
 

@@ -67,11 +67,18 @@ pub struct ServeConfig {
     pub media_max_age: u64,
     /// Clock skew allowed on `/media/…` tokens (seconds either side of their window).
     pub token_leeway_secs: u64,
+    /// `/metrics` on this listener answers only to `Authorization: Bearer <this>`; `None`:
+    /// it is not served here (404).
+    pub metrics_token: Option<String>,
+    /// A second listener that serves `/metrics` without a token (a private address).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 struct State {
     uploads: Uploads,
     media: Media,
+    media_dir: PathBuf,
+    metrics_token: Option<String>,
 }
 
 async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
@@ -80,6 +87,9 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         state.uploads.handle(req).await
     } else if path.starts_with("/media/") || path.starts_with(crate::media::POSTERS) {
         state.media.handle(req).await
+    } else if path == "/metrics" {
+        crate::metrics::sample_free_space(&state.media_dir);
+        crate::metrics::public_endpoint(&req, state.metrics_token.as_deref())
     } else {
         error_response(&ApiError::not_found("no such resource on the media origin"))
     };
@@ -148,7 +158,15 @@ pub async fn serve(
         config.media_max_age,
         config.token_leeway_secs,
     );
-    let state = Arc::new(State { uploads, media });
+    let state = Arc::new(State {
+        uploads,
+        media,
+        media_dir: config.media_dir.clone(),
+        metrics_token: config.metrics_token.clone(),
+    });
+    if let Some(addr) = config.metrics_listen {
+        crate::metrics::serve_private(addr, config.media_dir.clone(), || async {}).await?;
+    }
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -183,7 +201,14 @@ pub async fn serve(
                         let method = req.method().clone();
                         let path = req.uri().path().to_string();
                         let started = std::time::Instant::now();
+                        let class = crate::metrics::route_class(&path);
                         let response = route(state, req).await;
+                        crate::metrics::METRICS.request(
+                            class,
+                            response.status().as_u16(),
+                            hyper::body::Body::size_hint(response.body()).exact().unwrap_or(0),
+                            started.elapsed(),
+                        );
                         tracing::info!(%peer, %method, %path, status = response.status().as_u16(),
                             ms = started.elapsed().as_millis() as u64, "request");
                         Ok::<_, std::convert::Infallible>(response)

@@ -385,6 +385,12 @@ pub async fn encode(
         )));
     }
     let elapsed = started.elapsed();
+    for r in &rungs {
+        crate::metrics::METRICS
+            .encode_duration
+            .get_or_create(&vec![("rung", r.name.clone())])
+            .observe(elapsed.as_secs_f64());
+    }
     tracing::info!(
         rungs = rungs.len(),
         seconds = elapsed.as_secs_f64(),

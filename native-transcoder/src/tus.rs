@@ -261,7 +261,10 @@ impl Uploads {
         // another whose id it prefixes).
         match edge_token::verify(&token, &self.keys.upload_refs(), path, now_unix()) {
             Ok(token) => Ok(token),
-            Err(e) => refuse(e.code(), format!("upload refused: {e}")),
+            Err(e) => {
+                crate::metrics::METRICS.token_refused("upload", e.code());
+                refuse(e.code(), format!("upload refused: {e}"))
+            }
         }
     }
 
@@ -603,6 +606,7 @@ impl Uploads {
                 break;
             }
             written += take as u64;
+            crate::metrics::METRICS.upload_bytes.inc_by(take as u64);
             if take < data.len() {
                 failure = Some(ApiError::new(
                     413,
@@ -667,6 +671,7 @@ impl Uploads {
         };
         fsutil::write_atomic(&info_path, &serde_json::to_vec(&done)?)?;
         tracing::info!(video = %info.video_id, upload = %info.upload_id, size = info.length, "upload complete");
+        crate::metrics::METRICS.uploads_completed.inc();
         Ok(())
     }
 

@@ -28,6 +28,7 @@ use crate::config::now_unix;
 use crate::events::{Delivery, Event, EventSender};
 use crate::fsutil::{self, is_safe_id};
 use crate::intake::{Refusal, SourceLimits};
+use crate::metrics::METRICS;
 use crate::transcode::{self, JobError, Throttle, Tools, TRANSCODE_FAILED};
 
 pub const STREAM: &str = "streamgate:jobs";
@@ -66,6 +67,9 @@ pub struct Worker {
     conn: MultiplexedConnection,
     /// Blocking XREADGROUP gets its own connection so it never delays the lease heartbeats.
     blocking: MultiplexedConnection,
+    /// How the entry being processed ended, for the jobs metric (set by ack, hand_back,
+    /// dead_letter and the retry branch).
+    outcome: Option<&'static str>,
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -123,6 +127,16 @@ impl Worker {
             cfg,
             conn,
             blocking,
+            outcome: None,
+        })
+    }
+
+    /// What the metrics listener reads the queue gauges with: its own connection, so a scrape
+    /// never waits behind a blocking read.
+    pub async fn queue_probe(&self) -> Result<QueueProbe> {
+        let client = redis::Client::open(self.cfg.redis_url.as_str())?;
+        Ok(QueueProbe {
+            conn: client.get_multiplexed_async_connection().await?,
         })
     }
 
@@ -221,7 +235,31 @@ impl Worker {
         pending_info(&mut self.conn, id).await
     }
 
+    /// Handles one entry and records how it ended.
     async fn process(
+        &mut self,
+        entry: StreamId,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<()> {
+        let started = std::time::Instant::now();
+        let action = match fields_of(&entry).get("action").map(String::as_str) {
+            Some("transcode") => "transcode",
+            Some("delete") => "delete",
+            _ => "unknown",
+        };
+        self.outcome = None;
+        let result = self.process_entry(entry, shutdown).await;
+        let outcome = match (&result, self.outcome.take()) {
+            (Err(_), _) => Some("interrupted"),
+            (Ok(()), outcome) => outcome,
+        };
+        if let Some(outcome) = outcome {
+            METRICS.job(action, outcome, started.elapsed());
+        }
+        result
+    }
+
+    async fn process_entry(
         &mut self,
         entry: StreamId,
         shutdown: &mut watch::Receiver<bool>,
@@ -269,11 +307,18 @@ impl Worker {
                 .await;
         }
 
+        if attempt > 1 {
+            METRICS.job_retries.inc();
+        }
         let ended = self.run_with_lease(&job, &video, shutdown).await?;
         match ended {
             Ok(Ended::Done) => self.ack(&job).await,
-            Ok(Ended::Pending) => Ok(()),
+            Ok(Ended::Pending) => {
+                self.outcome = Some("handed_back");
+                Ok(())
+            }
             Err(e) if e.permanent => {
+                self.outcome = Some("refused");
                 tracing::info!(entry = %job.id, video = %video, code = e.refusal.code,
                     detail = %e.detail, "the upload is refused");
                 if self
@@ -302,6 +347,7 @@ impl Worker {
                     .arg(&e.detail)
                     .query_async::<()>(&mut self.conn)
                     .await?;
+                self.outcome = Some("retried");
                 // Informational (the job stays pending either way), so an undelivered one is
                 // simply dropped at shutdown.
                 self.send_failed(&job, &video, &e.refusal, false, shutdown)
@@ -426,6 +472,7 @@ impl Worker {
             .arg("JUSTID")
             .query_async::<Value>(&mut self.conn)
             .await?;
+        self.outcome = Some("handed_back");
         Ok(())
     }
 
@@ -434,6 +481,7 @@ impl Worker {
         pipe.atomic();
         finish(&mut pipe, job);
         pipe.query_async::<()>(&mut self.conn).await?;
+        self.outcome.get_or_insert("succeeded");
         tracing::info!(entry = %job.id, "job acknowledged");
         Ok(())
     }
@@ -512,7 +560,86 @@ impl Worker {
             .ignore();
         finish(&mut pipe, job);
         pipe.query_async::<()>(&mut self.conn).await?;
+        self.outcome = Some("dead_lettered");
+        let reason = if fail_video.is_some() {
+            "attempts_exhausted"
+        } else {
+            "malformed"
+        };
+        METRICS
+            .dead_letters
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc();
         Ok(())
+    }
+}
+
+/// Reads the queue gauges from Redis at scrape time.
+#[derive(Clone)]
+pub struct QueueProbe {
+    conn: MultiplexedConnection,
+}
+
+impl QueueProbe {
+    pub async fn sample(&self) {
+        let mut conn = self.conn.clone();
+        let read = async {
+            let length: i64 = redis::cmd("XLEN")
+                .arg(STREAM)
+                .query_async(&mut conn)
+                .await?;
+            let dead: i64 = redis::cmd("XLEN").arg(DEAD).query_async(&mut conn).await?;
+            let groups: Vec<HashMap<String, Value>> = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(STREAM)
+                .query_async(&mut conn)
+                .await?;
+            let lag = groups
+                .iter()
+                .find(|g| g.get("name").and_then(text).as_deref() == Some(GROUP))
+                .and_then(|g| match g.get("lag") {
+                    Some(Value::Int(n)) => Some(*n),
+                    // Redis reports nil when the lag cannot be computed (after deletions): the
+                    // entries not yet delivered are then at most the stream's length.
+                    _ => None,
+                })
+                .unwrap_or(length);
+            // The summary form: [count, smallest id, greatest id, consumers].
+            let summary: Value = redis::cmd("XPENDING")
+                .arg(STREAM)
+                .arg(GROUP)
+                .query_async(&mut conn)
+                .await?;
+            let (pending, oldest) = match summary {
+                Value::Array(items) => (
+                    match items.first() {
+                        Some(Value::Int(n)) => *n,
+                        _ => 0,
+                    },
+                    items.get(1).and_then(text),
+                ),
+                _ => (0, None),
+            };
+            Ok::<_, redis::RedisError>((length, dead, lag, pending, oldest))
+        };
+        match read.await {
+            Ok((length, dead, lag, pending, oldest)) => {
+                METRICS.queue_length.set(length);
+                METRICS.dead_letter_length.set(dead);
+                METRICS.queue_lag.set(lag);
+                METRICS.queue_pending.set(pending);
+                // An entry id is `<ms since the epoch>-<seq>`: its age is when it was added.
+                let age = oldest
+                    .and_then(|id| id.split('-').next()?.parse::<i64>().ok())
+                    .map(|ms| (now_unix() as f64 - ms as f64 / 1000.0).max(0.0))
+                    .unwrap_or(0.0);
+                METRICS.queue_oldest_pending_age.set(age);
+            }
+            Err(e) => {
+                METRICS.queue_scrape_errors.inc();
+                tracing::warn!(error = %e, "cannot read the queue for metrics");
+            }
+        }
     }
 }
 
