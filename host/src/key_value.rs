@@ -265,7 +265,9 @@ impl key_value::HostStore for RequestState {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        Ok(self.open_store(&store)?.get(key).await)
+        let result = self.open_store(&store)?.get(key).await;
+        crate::metrics::METRICS.key_value("get", result.is_ok());
+        Ok(result)
     }
 
     async fn set(
@@ -274,7 +276,9 @@ impl key_value::HostStore for RequestState {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        Ok(self.open_store(&store)?.set(key, value).await)
+        let result = self.open_store(&store)?.set(key, value).await;
+        crate::metrics::METRICS.key_value("set", result.is_ok());
+        Ok(result)
     }
 
     async fn delete(
@@ -282,7 +286,9 @@ impl key_value::HostStore for RequestState {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
-        Ok(self.open_store(&store)?.delete(key).await)
+        let result = self.open_store(&store)?.delete(key).await;
+        crate::metrics::METRICS.key_value("delete", result.is_ok());
+        Ok(result)
     }
 
     async fn exists(
@@ -290,14 +296,18 @@ impl key_value::HostStore for RequestState {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
-        Ok(self.open_store(&store)?.exists(key).await)
+        let result = self.open_store(&store)?.exists(key).await;
+        crate::metrics::METRICS.key_value("exists", result.is_ok());
+        Ok(result)
     }
 
     async fn get_keys(
         &mut self,
         store: Resource<OpenStore>,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        Ok(self.open_store(&store)?.get_keys().await)
+        let result = self.open_store(&store)?.get_keys().await;
+        crate::metrics::METRICS.key_value("get_keys", result.is_ok());
+        Ok(result)
     }
 
     async fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {

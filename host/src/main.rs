@@ -11,6 +11,7 @@ mod engine;
 mod errors;
 mod key_value;
 mod limits;
+mod metrics;
 mod outbound_http;
 mod redis;
 mod request_body;
@@ -67,8 +68,26 @@ struct UpArgs {
     /// that needs this does not load on released Spin.
     #[arg(long)]
     spin_main_allowed_hosts: bool,
+    /// Serve Prometheus `/metrics` on this address (off by default). It has no token: keep it
+    /// on 127.0.0.1 or an internal network, never the public listener's address.
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
+    /// Log lines as text (for a person) or JSON (one object per line, for a collector).
+    #[arg(
+        long,
+        env = "STREAMGATE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(flatten)]
     limits: limits::Limits,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn main() -> std::process::ExitCode {
@@ -89,14 +108,22 @@ fn run() -> anyhow::Result<()> {
     let (log_writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stderr());
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let Command::Up(ref up_args) = cli.command;
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(log_writer)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let cli = Cli::parse();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match up_args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -151,7 +178,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     use std::io::Write as _;
     std::io::stdout().flush().ok();
 
+    for route in app.router.routes() {
+        metrics::METRICS.component_loaded(&route.component_id);
+    }
+    let max_concurrent = args.limits.max_concurrent_requests;
     let server = Arc::new(server::Server::new(app, engine, args.limits));
+    if let Some(admin) = args.admin_listen {
+        let bound = metrics::serve_admin(admin, server.slots(), max_concurrent).await?;
+        println!("Admin (metrics): http://{bound}/metrics");
+    }
     server::serve(server, listener, shutdown_signal()).await
 }
 

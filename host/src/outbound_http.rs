@@ -148,7 +148,14 @@ impl WasiHttpHooks for OutboundHttp {
         fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
         drop(fut);
+        // Taken before `prepare` rewrites a relative URL to this app's own address.
+        let host = host_label(request.uri());
         let prepared = self.prepare(&mut request);
+        let host = match prepared {
+            Err(Error::HttpRequestDenied) => "denied".to_string(),
+            _ => host,
+        };
+        let component = self.component.id.clone();
         let client = self.client.clone();
         let timeouts = client.timeouts.resolve(options);
         // A guest that sets a connect timeout other than the host's gets a connection of its
@@ -163,7 +170,7 @@ impl WasiHttpHooks for OutboundHttp {
             timeouts.between_bytes_timeout,
         ]
         .map(Option::unwrap_or_default);
-        Box::new(async move {
+        let send = async move {
             prepared?;
             if own_connect || request.uri().scheme() == Some(&Scheme::HTTPS) {
                 // TLS goes through wasmtime-wasi-http's sender (rustls + webpki roots): correct,
@@ -197,7 +204,35 @@ impl WasiHttpHooks for OutboundHttp {
             let io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
                 Box::new(async { Ok(()) });
             Ok((response, io))
+        };
+        Box::new(async move {
+            let started = std::time::Instant::now();
+            let result = send.await;
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(Error::HttpRequestDenied) => "denied",
+                Err(Error::ConnectionTimeout | Error::ConnectionReadTimeout) => "timeout",
+                Err(Error::ConnectionRefused) => "refused",
+                Err(_) => "error",
+            };
+            crate::metrics::METRICS.outbound(&component, &host, outcome, started.elapsed());
+            result
         })
+    }
+}
+
+/// The destination as the metrics name it: `self` for this app, else `host[:port]` (the
+/// manifest's allowed hosts bound the set).
+fn host_label(uri: &http::Uri) -> String {
+    match uri.authority() {
+        None => "self".into(),
+        Some(a) if a.host().is_empty() || a.host() == "self.alt" => "self".into(),
+        Some(a) => a
+            .as_str()
+            .rsplit('@')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
     }
 }
 

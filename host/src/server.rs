@@ -100,6 +100,7 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let Some(counted) = server.clients.admit(client.ip()) else {
+                    crate::metrics::METRICS.overloaded("client_connections");
                     let conn = refuse.serve_connection(
                         TokioIo::new(stream),
                         service_fn(|_req| async {
@@ -186,13 +187,20 @@ impl Server {
             Err(TryAcquireError::Closed) => return None,
             Err(TryAcquireError::NoPermits) => {}
         }
-        tokio::time::timeout(
+        let queued = &crate::metrics::METRICS.requests_queued;
+        queued.inc();
+        let slot = tokio::time::timeout(
             self.limits.queue_timeout(),
             self.slots.clone().acquire_owned(),
         )
-        .await
-        .ok()?
-        .ok()
+        .await;
+        queued.dec();
+        slot.ok()?.ok()
+    }
+
+    /// The instance pool's slots, for the admin listener's gauges.
+    pub fn slots(&self) -> Arc<Semaphore> {
+        self.slots.clone()
     }
 
     async fn handle(
@@ -204,6 +212,7 @@ impl Server {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let (component, response) = self.dispatch(req, client).await;
+        crate::metrics::METRICS.request(component, response.status().as_u16(), started.elapsed());
         tracing::info!(
             target: "streamgate_host::request",
             %method,
@@ -256,6 +265,7 @@ impl Server {
         }
 
         let Some(slot) = self.take_slot().await else {
+            crate::metrics::METRICS.overloaded("pool");
             return (
                 Some(id),
                 errors::overloaded("The server is at capacity. Retry shortly."),
@@ -344,7 +354,11 @@ impl Server {
             let component = id.to_string();
             let route = route.raw_component_route.clone();
             tokio::spawn(async move {
-                match guest.await {
+                let result = guest.await;
+                if result.is_err() {
+                    crate::metrics::METRICS.trap(&component, "after_response");
+                }
+                match result {
                     Ok(()) => {}
                     Err(e) if e.is::<DeadlineExceeded>() => tracing::error!(
                         "component `{component}` (route {route}) was stopped at its {timeout:?} deadline after responding; its body is cut short"
@@ -369,12 +383,14 @@ impl Server {
                 (Some(id), errors::internal_error())
             }
             (Err(_), Some(Err(e))) if e.is::<DeadlineExceeded>() => {
+                crate::metrics::METRICS.trap(id, "deadline");
                 tracing::error!(
                     "component `{id}` (route {route}) did not answer within {timeout:?} and was stopped"
                 );
                 (Some(id), errors::timeout(timeout.as_secs()))
             }
             (Err(_), Some(Err(e))) if e.is::<MemoryCapReached>() => {
+                crate::metrics::METRICS.trap(id, "memory");
                 tracing::error!(
                     "component `{id}` (route {route}) was refused memory beyond its {} MiB cap and trapped: {e:?}",
                     self.limits.max_instance_memory_mib
@@ -382,10 +398,12 @@ impl Server {
                 (Some(id), errors::internal_error())
             }
             (Err(_), Some(Err(e))) => {
+                crate::metrics::METRICS.trap(id, "trap");
                 tracing::error!("component `{id}` (route {route}) trapped: {e:?}");
                 (Some(id), errors::internal_error())
             }
             (Err(_), _) => {
+                crate::metrics::METRICS.trap(id, "no_response");
                 tracing::error!(
                     "component `{id}` (route {route}) returned without sending a response"
                 );

@@ -84,6 +84,7 @@ impl RequestState {
                 Ok::<_, rusqlite::Error>((output, conn.changes(), conn.last_insert_rowid()))
             })
             .await;
+        crate::metrics::METRICS.sqlite(matches!(outcome, Ok(Ok(_))));
         let (output, changes, rowid) = match outcome {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => return Ok(Err(failure_of(e))),
