@@ -229,10 +229,14 @@ fn create(request: &ApiRequest) -> Result<Response, ApiError> {
 fn get(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
     let reader = reader(request)?;
     let db = store::open()?;
-    Ok(response::json(
-        200,
-        &store::video_for(&db, id, reader.as_deref())?,
-    ))
+    let mut video = store::video_for(&db, id, reader.as_deref())?;
+    video.with_public_poster(&media_base_url());
+    Ok(response::json(200, &video))
+}
+
+/// The media origin's base URL, for public poster URLs; empty (no poster URLs) if unset.
+fn media_base_url() -> String {
+    config::get("media_base_url").unwrap_or_default()
 }
 
 fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
@@ -320,6 +324,8 @@ fn list(request: &ApiRequest) -> Result<Response, ApiError> {
     if !own {
         items.iter_mut().for_each(store::Video::hide_owner_details);
     }
+    let media_base = media_base_url();
+    items.iter_mut().for_each(|v| v.with_public_poster(&media_base));
     let next_cursor = more
         .then(|| {
             items

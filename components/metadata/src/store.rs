@@ -1,4 +1,5 @@
-//! The metadata tables: every read and write the routes make, one SQL statement at a time.
+//! The metadata tables: every read and write the routes make, one SQL statement at a time (an
+//! event's statements in one transaction: [`in_transaction`]).
 
 use serde::Serialize;
 use spin_sdk::sqlite3::{Connection, Value};
@@ -75,14 +76,21 @@ pub struct Video {
     pub renditions: Vec<RenditionSummary>,
     pub audio: Vec<AudioSummary>,
     pub gate: Vec<GateRule>,
+    /// A ready video's poster on the media origin, public like the title (no token): set by
+    /// `with_public_poster`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poster_url: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     #[serde(skip)]
     pub gate_version: i64,
+    /// The poster's file name in the ladder, as the transcode reported it.
+    #[serde(skip)]
+    pub poster: Option<String>,
 }
 
 const VIDEO_COLUMNS: &str = "id, owner, title, description, status, error_code, error, progress,
-     created_at, updated_at, gate_version";
+     created_at, updated_at, gate_version, poster";
 
 fn video_from(row: &spin_sdk::sqlite3::Row<'_>) -> Video {
     Video {
@@ -97,6 +105,8 @@ fn video_from(row: &spin_sdk::sqlite3::Row<'_>) -> Video {
         created_at: row.get::<i64>("created_at").unwrap_or_default(),
         updated_at: row.get::<i64>("updated_at").unwrap_or_default(),
         gate_version: row.get::<i64>("gate_version").unwrap_or_default(),
+        poster: row.get::<&str>("poster").map(str::to_string),
+        poster_url: None,
         renditions: Vec::new(),
         audio: Vec::new(),
         gate: Vec::new(),
@@ -285,6 +295,21 @@ pub fn is_owner(video: &Video, viewer: Option<&str>) -> bool {
 }
 
 impl Video {
+    /// The public poster URL (`<media_base_url>/posters/<id>.jpg`, which the origin serves
+    /// without a token) of a ready video that has a poster; none otherwise.
+    pub fn with_public_poster(&mut self, media_base_url: &str) {
+        self.poster_url = (self.status == VideoStatus::Ready.as_str()
+            && self.poster.is_some()
+            && !media_base_url.is_empty())
+        .then(|| {
+            format!(
+                "{}/posters/{}.jpg",
+                media_base_url.trim_end_matches('/'),
+                self.id
+            )
+        });
+    }
+
     /// Drops what only the owner sees (a ready video has none; this keeps it so).
     pub fn hide_owner_details(&mut self) {
         self.error_code = None;
@@ -407,6 +432,26 @@ pub fn delete_video(db: &Connection, id: &str) -> Result<(), ApiError> {
         .map_err(db_error)?;
     }
     Ok(())
+}
+
+/// Runs `f` in one transaction on `db`: committed if it succeeds, rolled back if it fails.
+/// `BEGIN IMMEDIATE` takes the write lock at once, so a concurrent writer waits here rather than
+/// reading what this transaction is about to change.
+pub fn in_transaction<T>(
+    db: &Connection,
+    f: impl FnOnce() -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    db.execute("BEGIN IMMEDIATE", &[]).map_err(db_error)?;
+    let outcome = f().and_then(|value| {
+        db.execute("COMMIT", &[]).map_err(db_error)?;
+        Ok(value)
+    });
+    if outcome.is_err() {
+        // Whatever failed (the commit included), nothing of it stays; an error here means the
+        // transaction is already gone.
+        let _ = db.execute("ROLLBACK", &[]);
+    }
+    outcome
 }
 
 pub fn event_seen(db: &Connection, event_id: &str) -> Result<bool, ApiError> {
