@@ -235,6 +235,9 @@ pub fn hint_for(code: &str) -> Option<&'static str> {
         "upload_quota_exceeded" => "this wallet's daily upload allowance is spent: try again tomorrow (UTC)",
         "insufficient_storage" => "the media store is full: try again later",
         "video_deleted" => "the video was deleted: upload again to make a new one",
+        "upload_interrupted" => {
+            "another client (another run of this command, or the web studio) took this upload over: let it finish, or run this command again to go on from where the origin got to"
+        }
         "payload_too_large" => "the request or file is larger than this deployment accepts",
         "store_unavailable" | "queue_unavailable" | "server_misconfigured" | "overloaded"
         | "internal_error" | "timeout" => "the service has a problem: try again later or tell its operator",
