@@ -196,7 +196,7 @@ export function libfaketime() {
  *
  * Returns `{ base, port, domain, uri, stateDir, vars, stop(), log() }`.
  */
-export async function startHost({ anvil, vars = {}, stateDir, clockOffsetSeconds } = {}) {
+export async function startHost({ anvil, vars = {}, stateDir, clockOffsetSeconds, args = [] } = {}) {
   if (!fs.existsSync(HOST_BIN)) {
     throw new Error(`${HOST_BIN} does not exist: build it first (scripts/test does: cargo build --release)`);
   }
@@ -236,7 +236,7 @@ export async function startHost({ anvil, vars = {}, stateDir, clockOffsetSeconds
     const child = track(
       spawn(
         HOST_BIN,
-        ['up', '--from', MANIFEST, '--listen', `127.0.0.1:${port}`, '--state-dir', dir],
+        ['up', '--from', MANIFEST, '--listen', `127.0.0.1:${port}`, '--state-dir', dir, ...args],
         { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', logFd] },
       ),
     );

@@ -249,11 +249,11 @@ async function spawnNative(args, { secret, playbackSecret, logPath, readyPrefix,
  * it check signed media URLs; `extraArgs` go on its command line. Returns
  * `{ base, port, stop(), log() }`.
  */
-export async function startOrigin({ port, mediaDir, eventsUrl, secret, playbackSecret, logDir, extraArgs = [] }) {
+export async function startOrigin({ port, mediaDir, eventsUrl, secret, playbackSecret, logDir, extraArgs = [], env = {} }) {
   const logPath = path.join(logDir, `origin-${port}.log`);
   const { child, line, log } = await spawnNative(
     ['serve', '--listen', `127.0.0.1:${port}`, '--media-dir', mediaDir, '--events-url', eventsUrl, ...extraArgs],
-    { secret, playbackSecret, logPath, readyPrefix: 'native-transcoder origin listening on http://' },
+    { secret, playbackSecret, logPath, readyPrefix: 'native-transcoder origin listening on http://', env },
   );
   const base = line.slice(line.indexOf('http://')).trim();
   assert.equal(base, `http://127.0.0.1:${port}`, 'the origin listens where it was told');
@@ -326,9 +326,10 @@ export async function startWorker({
  * the host (metadata + auth components) configured for them, the origin and one worker, all
  * sharing one events secret; the origin checks media tokens under the host's playback_secret.
  * `hostVars` adds or overrides the host's Spin variables, `originArgs` go on the origin's
- * command line. `stop()` stops them all.
+ * command line and `originEnv` into its environment, `hostArgs` on the host's command line.
+ * `stop()` stops them all.
  */
-export async function startPipeline({ workerOptions = {}, hostVars = {}, originArgs = [] } = {}) {
+export async function startPipeline({ workerOptions = {}, hostVars = {}, originArgs = [], originEnv = {}, hostArgs = [] } = {}) {
   const parts = [];
   const stopAll = async () => {
     for (const p of parts.reverse()) await p.stop().catch(() => {});
@@ -347,6 +348,7 @@ export async function startPipeline({ workerOptions = {}, hostVars = {}, originA
     const originPort = await freePort();
     const host = await startHost({
       anvil,
+      args: hostArgs,
       // `hostVars`: more Spin variables, or a function of `{ port, domain }` returning them
       // (e.g. `stream_base_url` naming the host itself).
       vars: (where) => ({
@@ -366,6 +368,7 @@ export async function startPipeline({ workerOptions = {}, hostVars = {}, originA
       playbackSecret: host.vars.playback_secret,
       logDir,
       extraArgs: originArgs,
+      env: originEnv,
     });
     parts.push(origin);
 
