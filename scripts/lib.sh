@@ -40,6 +40,9 @@ sg_setup() {
     # Debian's kubernetes-client only where no kubectl is on PATH (the machine may bring a newer one).
     command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    # promtool (Debian's prometheus package): `promtool check rules` on infra/observability in
+    # tests/node/metrics.test.js; wherever a promtool is already on PATH, that one.
+    command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     if [ "${#missing[@]}" -gt 0 ]; then
         sg_log "installing ${missing[*]}"
         sg_apt update -qq
