@@ -9,7 +9,7 @@ use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use wasmtime::component::Resource;
 
 use crate::bindings::{sqlite_v2, sqlite_v3};
-use crate::sqlite_file::SqliteFile;
+use crate::sqlite_file::{run_leased, Lease, SqliteFile};
 use crate::state::RequestState;
 
 /// A database a guest has opened: the resource behind both versions' `connection`.
@@ -20,6 +20,26 @@ pub struct OpenConnection {
     /// by every request, so asking SQLite later could report another request's statement.
     changes: u64,
     last_insert_rowid: i64,
+    /// Held from the statement that opened a transaction (`BEGIN …`) to the one that ended it,
+    /// so the guest's statements in between are its own (see [`crate::sqlite_file`]).
+    transaction: Option<Lease>,
+}
+
+impl Drop for OpenConnection {
+    /// A guest that lets go of its connection (or traps, or is stopped at its deadline) with a
+    /// transaction open has it rolled back, as closing its own connection would on Spin.
+    fn drop(&mut self) {
+        let Some(lease) = self.transaction.take() else {
+            return;
+        };
+        let rollback = move || {
+            let _ = lease.execute_batch("ROLLBACK");
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(rollback)),
+            Err(_) => rollback(),
+        }
+    }
 }
 
 /// Every SQLite database the app can open, by label.
@@ -68,6 +88,7 @@ impl RequestState {
             db,
             changes: 0,
             last_insert_rowid: 0,
+            transaction: None,
         })?))
     }
 
@@ -77,13 +98,30 @@ impl RequestState {
         statement: String,
         parameters: Vec<Value>,
     ) -> wasmtime::Result<Result<QueryOutput, Failure>> {
-        let db = self.table.get(connection)?.db.clone();
-        let outcome = db
-            .run(move |conn| {
-                let output = run_query(conn, &statement, parameters)?;
-                Ok::<_, rusqlite::Error>((output, conn.changes(), conn.last_insert_rowid()))
-            })
-            .await;
+        let open = self.table.get_mut(connection)?;
+        let lease = match open.transaction.take() {
+            Some(lease) => lease,
+            None => {
+                let db = open.db.clone();
+                db.lease().await
+            }
+        };
+        let outcome = run_leased(lease, move |conn| {
+            let output = run_query(conn, &statement, parameters)?;
+            Ok::<_, rusqlite::Error>((output, conn.changes(), conn.last_insert_rowid()))
+        })
+        .await;
+        let outcome = match outcome {
+            Ok((result, lease)) => {
+                // Still inside a transaction (this statement began it, or one before did and
+                // this was not its end, or it failed): keep the connection for this guest.
+                if !lease.is_autocommit() {
+                    self.table.get_mut(connection)?.transaction = Some(lease);
+                }
+                Ok(result)
+            }
+            Err(e) => Err(e),
+        };
         crate::metrics::METRICS.sqlite(matches!(outcome, Ok(Ok(_))));
         let (output, changes, rowid) = match outcome {
             Ok(Ok(done)) => done,

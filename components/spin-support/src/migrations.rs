@@ -1,8 +1,8 @@
 //! Versioned schema migrations on Spin's SQLite, applied on first use by each component.
 //!
-//! Spin's SQLite interface runs one statement per call on a connection the host may share
-//! between concurrent requests, so a multi-statement transaction is not available. Instead each
-//! migration is a list of idempotent steps (`CREATE … IF NOT EXISTS`, backfills that can run
+//! They were written when the embedded host shared one connection between requests without
+//! isolating transactions (it does now: docs/host.md), so they need none: each migration is a
+//! list of idempotent steps (`CREATE … IF NOT EXISTS`, backfills that can run
 //! twice, and columns added only where the table lacks them: `ALTER TABLE … ADD COLUMN` is
 //! the one statement that fails when repeated), recorded as applied only after all of them ran.
 //! A crash in the middle leaves the version unrecorded and the next request re-runs the whole
