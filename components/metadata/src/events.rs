@@ -102,19 +102,22 @@ pub fn receive(request: &ApiRequest) -> Result<Response, ApiError> {
     let event: Event = request.json()?;
 
     let db = store::open()?;
-    if store::event_seen(&db, &event.id)? {
-        return Ok(response::json(
-            200,
-            &serde_json::json!({"status": "duplicate"}),
-        ));
-    }
-    // 404 for a video that does not exist (deleted meanwhile): the sender stops retrying.
-    store::video(&db, &event.video_id)?;
-    apply(&db, &event, now)?;
-    store::record_event(&db, &event.id, &event.video_id, &event.kind, now)?;
+    // The check for a duplicate, the event's effect and the record of its id are one
+    // transaction: a crash or an error anywhere leaves none of them, and of two deliveries of
+    // the same event at once the second waits for the first and finds it recorded.
+    let status = store::in_transaction(&db, || {
+        if store::event_seen(&db, &event.id)? {
+            return Ok("duplicate");
+        }
+        // 404 for a video that does not exist (deleted meanwhile): the sender stops retrying.
+        store::video(&db, &event.video_id)?;
+        apply(&db, &event, now)?;
+        store::record_event(&db, &event.id, &event.video_id, &event.kind, now)?;
+        Ok("applied")
+    })?;
     Ok(response::json(
         200,
-        &serde_json::json!({"status": "applied"}),
+        &serde_json::json!({ "status": status }),
     ))
 }
 
@@ -125,24 +128,17 @@ fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
             let upload: UploadCompleted = data(event)?;
             if store::advance(db, id, VideoStatus::Queued, now)? {
                 store::set_field(db, id, "source", Value::Text(upload.source.clone()))?;
-                let enqueued = queue::enqueue(&[
+                // Inside the event's transaction: if the queue refuses, the rollback leaves the
+                // video awaiting its upload and the event unrecorded, so the retry queues it.
+                // The queue itself is outside: a crash after this append and before the commit
+                // queues the job again on the retry (the worker takes a job at least once).
+                let stream_id = queue::enqueue(&[
                     ("action", "transcode"),
                     ("video_id", id),
                     ("source", &upload.source),
                     ("enqueued_at", &now.to_string()),
-                ]);
-                match enqueued {
-                    Ok(stream_id) => store::record_job(db, id, &stream_id, "transcode", now)?,
-                    Err(e) => {
-                        // Not queued after all: step back so the retried event queues it.
-                        db.execute(
-                            "UPDATE videos SET status = 'awaiting_upload' WHERE id = ? AND status = 'queued'",
-                            &[Value::Text(id.to_string())],
-                        )
-                        .map_err(store::db_error)?;
-                        return Err(e);
-                    }
-                }
+                ])?;
+                store::record_job(db, id, &stream_id, "transcode", now)?;
             }
         }
         "transcode.started" => {

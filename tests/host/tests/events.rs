@@ -1,7 +1,8 @@
-//! `/internal/v1/events` against hostile callers, through the real host, the real metadata
-//! component and a real redis-server: a request whose signature header can never verify is
-//! refused before its body is read, a body over the events limit is refused at its size, and a
-//! genuine event still goes through.
+//! `/internal/v1/events` against hostile callers and unlucky senders, through the real host, the
+//! real metadata component and a real redis-server: a request whose signature header can never
+//! verify is refused before its body is read, a body over the events limit is refused at its
+//! size, a genuine event still goes through, and one event delivered many times at once takes
+//! effect once.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -21,7 +22,7 @@ const BODY_IDLE_SECS: u64 = 30;
 
 struct App {
     host: Host,
-    _redis: Redis,
+    redis: Redis,
     _state: tempfile::TempDir,
 }
 
@@ -40,7 +41,7 @@ fn app() -> App {
         .start();
     App {
         host,
-        _redis: redis,
+        redis,
         _state: state,
     }
 }
@@ -269,5 +270,158 @@ fn a_genuine_event_still_goes_through_and_a_forged_one_of_the_right_shape_does_n
     );
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.json()["status"], "applied");
+    assert_eq!(video(&app, &id)["status"], "queued");
+}
+
+/// Sends one signed event body on its own connection (as a retrying sender would, again and
+/// again); answers the status and the body.
+fn deliver(app: &App, body: &str, signature: &str) -> (u16, Value) {
+    let response = ureq::post(&app.host.url("/internal/v1/events"))
+        .set("content-type", "application/json")
+        .set("streamgate-signature", signature)
+        .send_string(body);
+    let response = match response {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("event: {e}"),
+    };
+    let status = response.status();
+    (
+        status,
+        serde_json::from_str(&response.into_string().unwrap()).unwrap(),
+    )
+}
+
+/// Ten deliveries of the same signed event at once: every one is acknowledged, exactly one as
+/// `applied`.
+fn deliver_ten_at_once(app: &App, body: &str) {
+    let signature = signed(now(), body);
+    let barrier = std::sync::Barrier::new(10);
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    deliver(app, body, &signature)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        answers.iter().all(|(status, _)| *status == 200),
+        "every delivery is acknowledged: {answers:?}"
+    );
+    let applied = answers
+        .iter()
+        .filter(|(_, body)| body["status"] == "applied")
+        .count();
+    let duplicate = answers
+        .iter()
+        .filter(|(_, body)| body["status"] == "duplicate")
+        .count();
+    assert_eq!(
+        (applied, duplicate),
+        (1, 9),
+        "one delivery applies the event, the others find it applied: {answers:?}"
+    );
+}
+
+#[test]
+fn an_event_delivered_many_times_at_once_takes_effect_once() {
+    let app = app();
+    let id = create_video(&app);
+    let jobs = || -> usize {
+        redis::cmd("XLEN")
+            .arg("streamgate:jobs")
+            .query(&mut app.redis.conn())
+            .unwrap()
+    };
+
+    // The upload's completion, ten times at once: one job queued.
+    let uploaded = json!({"id": "ev-upload", "type": "upload.completed", "video_id": id,
+                          "data": {"size": 10, "source": format!("sources/{id}")}})
+    .to_string();
+    deliver_ten_at_once(&app, &uploaded);
+    assert_eq!(video(&app, &id)["status"], "queued");
+    assert_eq!(jobs(), 1, "one transcode job for one upload");
+    // Later, one at a time, it is a duplicate as before.
+    assert_eq!(
+        deliver(&app, &uploaded, &signed(now(), &uploaded)).1["status"],
+        "duplicate"
+    );
+
+    let started =
+        json!({"id": "ev-started", "type": "transcode.started", "video_id": id, "data": {}})
+            .to_string();
+    assert_eq!(
+        deliver(&app, &started, &signed(now(), &started)).1["status"],
+        "applied"
+    );
+
+    // The completion of a long video (many statements to apply), ten times at once: its
+    // tracks are stored once, and the video is ready.
+    let track = |name: &str| {
+        (1..=400)
+            .map(|n| json!({"uri": format!("{name}/seg_{n:05}.m4s"), "duration": 4.0}))
+            .collect::<Vec<_>>()
+    };
+    let renditions: Vec<Value> = [("1080p", 1080), ("720p", 720), ("480p", 480), ("360p", 360)]
+        .iter()
+        .map(|(name, h)| {
+            json!({"name": name, "width": h * 16 / 9, "height": h, "bandwidth": 1_000_000,
+                   "average_bandwidth": 900_000, "frame_rate": 30.0, "codecs": "avc1.64001f",
+                   "init": format!("{name}/init.mp4"), "segments": track(name)})
+        })
+        .collect();
+    let audio = json!([{"name": "audio", "bandwidth": 140_000, "average_bandwidth": 130_000,
+        "codecs": "mp4a.40.2", "channels": 2, "sample_rate": 48_000, "init": "audio/init.mp4",
+        "segments": track("audio")}]);
+    let completed = json!({"id": "ev-completed", "type": "transcode.completed", "video_id": id,
+        "data": {"renditions": renditions, "audio": audio, "poster": "poster.jpg", "duration": 1600.0}})
+    .to_string();
+    deliver_ten_at_once(&app, &completed);
+    let ready = video(&app, &id);
+    assert_eq!(ready["status"], "ready");
+    let names: Vec<&str> = ready["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["1080p", "720p", "480p", "360p"]);
+    assert_eq!(ready["audio"].as_array().unwrap().len(), 1);
+    assert_eq!(ready["progress"], 100);
+    assert_eq!(jobs(), 1, "no further job");
+}
+
+#[test]
+fn an_event_that_fails_half_way_leaves_nothing_and_its_retry_applies() {
+    let mut app = app();
+    let id = create_video(&app);
+    let uploaded = json!({"id": "ev-upload", "type": "upload.completed", "video_id": id,
+                          "data": {"size": 10, "source": format!("sources/{id}")}})
+    .to_string();
+    // The queue is down: the video was already moved to `queued` in the transaction when the
+    // append fails, and that move is rolled back with the rest.
+    // (The connection ends with the server; its error is the expected outcome.)
+    let _ = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query::<()>(&mut app.redis.conn());
+    let (status, body) = deliver(&app, &uploaded, &signed(now(), &uploaded));
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["code"].is_string() && body["error"].is_string(),
+        "{body}"
+    );
+    assert_eq!(video(&app, &id)["status"], "awaiting_upload");
+    // The event was not recorded: its retry, once the queue is back, applies it.
+    app.redis.restart();
+    let (status, body) = deliver(&app, &uploaded, &signed(now(), &uploaded));
+    assert_eq!(
+        (status, body["status"].clone()),
+        (200, json!("applied")),
+        "{body}"
+    );
     assert_eq!(video(&app, &id)["status"], "queued");
 }
