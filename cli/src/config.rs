@@ -46,6 +46,9 @@ pub struct PendingUpload {
     #[serde(default)]
     pub upload_url: Option<String>,
     pub size: u64,
+    /// Every byte is on the origin; what is left is to see the transcode end.
+    #[serde(default)]
+    pub completed: bool,
 }
 
 pub type Uploads = BTreeMap<String, PendingUpload>;

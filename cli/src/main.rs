@@ -791,6 +791,18 @@ fn upload_cmd(ctx: &Ctx, sessions: &config::Sessions, args: UploadArgs) -> Resul
     let mut resume: Option<(PendingUpload, u64)> = None;
     if let Some(pending) = uploads.get(&key).cloned() {
         match &pending.upload_url {
+            // Sent in full by an earlier run that stopped while following the transcode: follow
+            // it again, unless the video has gone meanwhile.
+            Some(_) if pending.completed => {
+                match api.get(&format!("/api/v1/videos/{}", pending.video_id)) {
+                    Ok(_) => resume = Some((pending, size)),
+                    Err(e) if e.exit == Exit::NotFound => ctx.out.note(format!(
+                        "the video {} of the earlier upload of this file is gone: starting anew",
+                        pending.video_id
+                    )),
+                    Err(e) => return Err(e),
+                }
+            }
             Some(url) => {
                 match upload::head(&api.agent, url)? {
                     upload::Head::Known { offset, length } if length == size => {
@@ -842,6 +854,7 @@ fn upload_cmd(ctx: &Ctx, sessions: &config::Sessions, args: UploadArgs) -> Resul
                 endpoint,
                 upload_url: None,
                 size,
+                completed: false,
             };
             uploads.insert(key.clone(), pending.clone());
             ctx.config.save_uploads(&uploads)?;
@@ -858,7 +871,12 @@ fn upload_cmd(ctx: &Ctx, sessions: &config::Sessions, args: UploadArgs) -> Resul
     };
     let id = pending.video_id.clone();
     let upload_url = pending.upload_url.clone().expect("set above");
-    if resumed {
+    if pending.completed {
+        ctx.out.note(format!(
+            "{} was uploaded to video {id} already: following its transcode",
+            path.display()
+        ));
+    } else if resumed {
         ctx.out.note(format!(
             "resuming the upload of {} to video {id} at byte {offset} of {size}",
             path.display()
@@ -868,18 +886,28 @@ fn upload_cmd(ctx: &Ctx, sessions: &config::Sessions, args: UploadArgs) -> Resul
             .note(format!("uploading {} to new video {id}", path.display()));
     }
 
-    let bar = upload::bytes_bar(size, offset);
-    upload::send(
-        &api.agent,
-        &upload_url,
-        &mut file,
-        size,
-        offset,
-        &bar,
-        args.limit_rate,
-    )?;
-    bar.finish();
-    uploads.remove(&key);
+    if !pending.completed {
+        let bar = upload::bytes_bar(size, offset);
+        upload::send(
+            &api.agent,
+            &upload_url,
+            &mut file,
+            size,
+            offset,
+            &bar,
+            args.limit_rate,
+        )?;
+        bar.finish();
+    }
+    // Kept until the transcode is seen to end, so that running the command again after an
+    // interruption while following does not upload the file a second time.
+    if args.no_wait {
+        uploads.remove(&key);
+    } else {
+        let mut done = pending.clone();
+        done.completed = true;
+        uploads.insert(key.clone(), done);
+    }
     ctx.config.save_uploads(&uploads)?;
 
     let watch = watch_url(ctx.api_url, &id);
@@ -899,6 +927,8 @@ fn upload_cmd(ctx: &Ctx, sessions: &config::Sessions, args: UploadArgs) -> Resul
     }
 
     let video = follow_transcode(&api, &id)?;
+    uploads.remove(&key);
+    ctx.config.save_uploads(&uploads)?;
     doc["status"] = video["status"].clone();
     doc["renditions"] = json!(video["renditions"]
         .as_array()

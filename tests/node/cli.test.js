@@ -354,6 +354,40 @@ test('a file that is not video: the CLI follows it to failed and prints the reas
   assert.equal(rm.json.deleted, true);
 });
 
+test('stopped while following the transcode: run again, it follows the same video and sends nothing again', async () => {
+  const small = await makeTestVideo(scratch, { seconds: 2, size: '320x240', rate: 25, name: 'queued.mp4' });
+  const size = fs.statSync(small).size;
+  await stack.worker.stop(); // the job waits in the queue
+  const args = ['upload', small, '--title', 'Queued', '--json'];
+  const first = spawn(CLI, args, { env: cliEnv(creatorDir), stdio: 'ignore' });
+  const firstExit = new Promise((resolve) => first.on('close', (code, signal) => resolve({ code, signal })));
+  const uploadsFile = path.join(creatorDir, 'uploads.json');
+  let pending;
+  const deadline = Date.now() + 60_000;
+  while (!pending?.completed) {
+    assert.ok(Date.now() < deadline, `the upload did not complete in 60 s\n${stack.logs()}`);
+    await sleep(100);
+    if (fs.existsSync(uploadsFile)) pending = Object.values(JSON.parse(fs.readFileSync(uploadsFile, 'utf8')))[0];
+  }
+  const token = JSON.parse(fs.readFileSync(path.join(creatorDir, 'sessions.json'), 'utf8')).sessions[stack.host.base].token;
+  const queued = await api(stack.host.base, 'GET', `/api/v1/videos/${pending.video_id}`, { token });
+  assert.equal(queued.json.status, 'queued', 'no worker: the video waits');
+  first.kill('SIGKILL');
+  assert.equal((await firstExit).signal, 'SIGKILL');
+
+  stack.worker = await stack.startWorker();
+  const second = await cli(args);
+  assertExit(second, EXIT.ok);
+  assert.equal(second.json.id, pending.video_id, 'the same video');
+  assert.equal(second.json.resumed_from, size, 'nothing left to send');
+  assert.equal(second.json.status, 'ready');
+  assert.match(second.stderr, /uploaded to video .* already: following its transcode/);
+  assert.deepEqual(JSON.parse(fs.readFileSync(uploadsFile, 'utf8')), {}, 'forgotten once ready');
+  const mine = await cli(['ls', '--json']);
+  assert.equal(mine.json.items.filter((v) => v.title === 'Queued').length, 1, 'one video, not two');
+  assertExit(await cli(['rm', pending.video_id, '--yes', '--json']), EXIT.ok);
+});
+
 test('rm --yes, then show is exit 4; logout revokes the session on the server; then exit 3', async () => {
   const rm = await cli(['rm', videoId, '--yes', '--json']);
   assertExit(rm, EXIT.ok);
