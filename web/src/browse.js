@@ -8,7 +8,11 @@ const PAGE = 12;
 
 export function videoCard(v, extra) {
   return el('li', { class: 'card' },
-    el('a', { href: `/watch/${v.id}`, class: 'thumb', 'aria-hidden': 'true', tabindex: '-1' }, el('span', {}, (v.title || '?').slice(0, 1).toUpperCase())),
+    el('a', { href: `/watch/${v.id}`, class: 'thumb', 'aria-hidden': 'true', tabindex: '-1' },
+      // The poster is public like the title (no sign-in needed); the initial where there is none.
+      v.poster_url
+        ? el('img', { src: v.poster_url, alt: '', loading: 'lazy', width: 320, height: 180 })
+        : el('span', {}, (v.title || '?').slice(0, 1).toUpperCase())),
     el('h3', {}, el('a', { href: `/watch/${v.id}` }, v.title)),
     el('p', { class: 'muted' }, gateShort(v.gate), ' · ', new Date(v.created_at * 1000 || v.created_at).toLocaleDateString()),
     extra ?? '');

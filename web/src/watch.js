@@ -5,8 +5,9 @@ import { el } from './dom.js';
 import { gateText } from './gate.js';
 import { startSignIn } from './main.js';
 
-/** The poster on the media origin, readable with the playback URL's token. */
-function posterUrl(mediaBase, id, hlsUrl) {
+/** The poster: the public one of a ready video, else the media origin's with the playback token. */
+function posterUrl(current, mediaBase, id, hlsUrl) {
+  if (current?.poster_url) return current.poster_url;
   const token = new URL(hlsUrl).searchParams.get('hdnts');
   return mediaBase && token ? `${mediaBase.replace(/\/+$/, '')}/media/${id}/poster.jpg?hdnts=${encodeURIComponent(token)}` : '';
 }
@@ -40,6 +41,8 @@ export function watchPage(id) {
       return;
     }
     heading.textContent = current.title;
+    // Shown before anyone signs in or is admitted: a poster is public like the title.
+    if (current.poster_url) stage.replaceChildren(el('img', { class: 'still', src: current.poster_url, alt: `Poster of ${current.title}` }));
     about.replaceChildren(
       el('p', { class: 'who' }, el('strong', {}, 'Who may watch: '), gateText(current.gate)),
       current.description ? el('p', { class: 'description' }, current.description) : '');
@@ -76,7 +79,7 @@ export function watchPage(id) {
     const { media_base_url: mediaBase } = await config();
     stage.replaceChildren();
     video = el('video', { id: 'player', controls: true, playsinline: true, preload: 'auto', 'aria-label': `Video: ${current.title}` });
-    const poster = posterUrl(mediaBase, id, grant.hls);
+    const poster = posterUrl(current, mediaBase, id, grant.hls);
     if (poster) video.poster = poster;
     stage.append(video);
     setState('playing', '');
