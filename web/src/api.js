@@ -24,12 +24,13 @@ export function session() {
   return null;
 }
 
+/** Keeps the session; `chain_id` is the wallet's chain at sign-in (a later change ends it). */
 export function saveSession(s) {
-  localStorage.setItem(SESSION_KEY, JSON.stringify({ token: s.token, address: s.address, expires_at: s.expires_at }));
+  localStorage.setItem(SESSION_KEY, JSON.stringify({ token: s.token, address: s.address, expires_at: s.expires_at, chain_id: s.chain_id }));
   for (const f of listeners) f(s, null);
 }
 
-/** Forgets the session here; `why` ('expired', 'revoked', 'signed_out') goes to the listeners. */
+/** Forgets the session here; `why` ('expired', 'revoked', 'signed_out', 'wallet_changed') goes to the listeners. */
 export function endSession(why) {
   const had = localStorage.getItem(SESSION_KEY) !== null;
   localStorage.removeItem(SESSION_KEY);

@@ -4,9 +4,9 @@
 import './style.css';
 
 import { api, endSession, onSessionChange, session } from './api.js';
-import { shortAddress } from './chains.js';
 import { $, el } from './dom.js';
-import { WalletError, signIn, signOut } from './wallet.js';
+import { chainName, shortAddress } from './chains.js';
+import { WalletError, followStoredSession, signIn, signOut, walletChange } from './wallet.js';
 
 const main = $('#main');
 let leave = null; // the current page's cleanup
@@ -62,6 +62,13 @@ onSessionChange((s, why) => {
   if (!s && why === 'expired') notify('Your session has ended. Sign in again to continue.', { kind: 'error', action: { label: 'Sign in', run: startSignIn } });
   if (!s && why === 'revoked') notify('You were signed out (the session was revoked). Sign in again to continue.', { kind: 'error', action: { label: 'Sign in', run: startSignIn } });
   if (!s && why === 'signed_out') notify('You are signed out.');
+  if (!s && why === 'wallet_changed') {
+    const c = walletChange ?? {};
+    const what = c.chainId !== undefined
+      ? `Your wallet switched to ${chainName(c.chainId)}`
+      : c.address ? `Your wallet switched to account ${c.address}` : 'Your wallet disconnected its account';
+    notify(`${what}, so you were signed out${c.was ? ` of ${c.was}` : ''}. Sign in again to continue${c.address || c.chainId !== undefined ? ' with it' : ''}.`, { kind: 'error', action: { label: 'Sign in', run: startSignIn } });
+  }
   route();
 });
 
@@ -110,6 +117,7 @@ renderAccount();
 route();
 // A stored session may have been revoked elsewhere: ask once (a 401 ends it, with a message).
 if (session()) api('GET', '/api/v1/auth/me').catch(() => {});
+followStoredSession();
 // The session's end, while the page stays open.
 setInterval(() => {
   const raw = localStorage.getItem('streamgate.session');

@@ -124,7 +124,8 @@ export async function signIn() {
   }
   try {
     const s = await api('POST', '/api/v1/auth/verify', { json: { message, signature }, auth: false });
-    saveSession(s);
+    saveSession({ ...s, chain_id: chainId });
+    follow(provider);
     return s;
   } catch (e) {
     if (e instanceof ApiError && e.code === 'chain_not_supported') {
@@ -165,8 +166,8 @@ export function siweMessage({ address, chainId, nonce }) {
   ].join('\n');
 }
 
-/** Server-side logout (the token is revoked), then forgets it here. */
-export async function signOut() {
+/** Server-side logout (the token is revoked), then forgets it here with `why`. */
+export async function signOut(why = 'signed_out') {
   if (session()) {
     try {
       await api('POST', '/api/v1/auth/logout');
@@ -174,8 +175,63 @@ export async function signOut() {
       // An expired or revoked token is signed out already.
     }
   }
-  endSession('signed_out');
+  endSession(why);
   current = null;
+}
+
+// ---- the wallet changes under the session ----
+//
+// The session belongs to the account that signed in, on the chain it signed in on. A wallet
+// that switches account (EIP-1193 `accountsChanged`, or none: locked, disconnected) or chain
+// (`chainChanged`) would otherwise leave the page acting for someone the wallet no longer shows,
+// so the session is ended on the server and the page says why.
+
+/** What ended it, for the notice: `{ address, chainId }` of the change. */
+export let walletChange = null;
+const followed = new WeakSet();
+
+function follow(provider) {
+  current = provider;
+  if (!provider?.on || followed.has(provider)) return;
+  followed.add(provider);
+  provider.on('accountsChanged', (accounts) => {
+    const s = session();
+    if (!s || provider !== current) return;
+    const next = accounts?.[0] ? checksum(accounts[0]) : null;
+    if (next === s.address) return;
+    walletChange = { address: next, was: s.address };
+    signOut('wallet_changed');
+  });
+  provider.on('chainChanged', (hex) => {
+    const s = session();
+    if (!s || provider !== current) return;
+    const chainId = Number(hex);
+    if (s.chain_id === undefined || chainId === s.chain_id) return;
+    walletChange = { chainId, wasChain: s.chain_id };
+    signOut('wallet_changed');
+  });
+}
+
+/**
+ * At load, with a stored session: follows the wallet last used, and ends the session if that
+ * wallet already shows another account (switched while the page was closed).
+ */
+export function followStoredSession() {
+  const s = session();
+  if (!s) return;
+  const list = wallets();
+  const wallet = list.find((w) => w.info.uuid === localStorage.getItem(PREFERRED_KEY)) ?? (list.length === 1 ? list[0] : null);
+  if (!wallet) return;
+  follow(wallet.provider);
+  wallet.provider.request({ method: 'eth_accounts' }).then((accounts) => {
+    const now = session();
+    const next = accounts?.[0] ? checksum(accounts[0]) : null;
+    // No account shared without asking is a locked wallet, not a switch: keep the session.
+    if (now && next && next !== now.address) {
+      walletChange = { address: next, was: now.address };
+      signOut('wallet_changed');
+    }
+  }, () => {});
 }
 
 export const provider = () => current;
