@@ -162,24 +162,34 @@ function uploadPanel(video, file, done) {
       done?.();
     },
     onError(err) {
-      text.textContent = `The upload stopped: ${err.message.split('\n')[0]}. Resume to continue from where it stopped.`;
       paused = true;
       pause.textContent = 'Resume';
+      if (!navigator.onLine) {
+        // tus does not retry while the browser is offline: go on by itself once it is back.
+        text.textContent = `The connection dropped at ${Math.floor(bar.value)} %. The upload goes on from there when you are back online.`;
+        window.addEventListener('online', () => {
+          if (paused && !finished) resume();
+        }, { once: true });
+        return;
+      }
+      text.textContent = `The upload stopped: ${err.message.split('\n')[0]}. Resume to continue from where it stopped.`;
     },
   });
   const start = () => upload.findPreviousUploads().then((previous) => {
     if (previous.length) upload.resumeFromPreviousUpload(previous[0]);
     upload.start();
   });
+  const resume = () => {
+    paused = false;
+    pause.textContent = 'Pause';
+    text.textContent = 'Resuming…';
+    samples.length = 0;
+    start();
+  };
   pause.addEventListener('click', () => {
     if (finished) return;
-    if (paused) {
-      paused = false;
-      pause.textContent = 'Pause';
-      text.textContent = 'Resuming…';
-      samples.length = 0;
-      start();
-    } else {
+    if (paused) resume();
+    else {
       paused = true;
       pause.textContent = 'Resume';
       upload.abort().then(() => {
