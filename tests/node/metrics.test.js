@@ -29,10 +29,10 @@ const metricsToken = randomBytes(24).toString('hex');
 before(async () => {
   ports = { host: await freePort(), origin: await freePort(), worker: await freePort() };
   stack = await startPipeline({
-    hostArgs: ['--admin-listen', `127.0.0.1:${ports.host}`],
+    hostArgs: ['--admin-listen', `127.0.0.1:${ports.host}`, '--log-format', 'json'],
     originArgs: ['--metrics-listen', `127.0.0.1:${ports.origin}`],
     originEnv: { STREAMGATE_METRICS_TOKEN: metricsToken },
-    workerOptions: { extraArgs: ['--metrics-listen', `127.0.0.1:${ports.worker}`] },
+    workerOptions: { extraArgs: ['--metrics-listen', `127.0.0.1:${ports.worker}`, '--log-format', 'json'] },
     hostVars: (where) => ({ stream_base_url: `http://${where.domain}` }),
   });
   creator = await signIn(stack.host, viemSigner(undefined, stack.anvil.url));
@@ -240,6 +240,28 @@ test('metrics stay off the public path: the origin answers /metrics only to its 
     assert.equal((await res.json()).code, 'not_found');
     const post = await fetch(`http://127.0.0.1:${port}/metrics`, { method: 'POST' });
     assert.equal(post.status, 405);
+  }
+});
+
+test('--log-format json: the host and the worker write one JSON object per line, with the event fields at the top', () => {
+  for (const [who, log, field] of [
+    ['host', stack.host.log(), 'status'],
+    ['worker', stack.worker.log(), 'consumer'],
+  ]) {
+    const lines = log.split('\n').filter((l) => l.trim());
+    assert.ok(lines.length > 0, `${who} logged`);
+    const events = lines.map((l) => {
+      try {
+        return JSON.parse(l);
+      } catch {
+        assert.fail(`${who}: not a JSON line: ${l}`);
+      }
+    });
+    for (const e of events) {
+      assert.equal(typeof e.timestamp, 'string');
+      assert.match(e.level, /^(TRACE|DEBUG|INFO|WARN|ERROR)$/);
+    }
+    assert.ok(events.some((e) => field in e), `${who}: a line with a \`${field}\` field at the top level`);
   }
 });
 
