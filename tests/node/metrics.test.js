@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 
 import { api, signIn, viemSigner } from './lib/auth.js';
 import { REPO_ROOT, freePort, sleep, tempDir } from './lib/fixtures.js';
-import { makeTestVideo, startPipeline, tusUpload } from './lib/pipeline.js';
+import { makeTestVideo, startOrigin, startPipeline, tusUpload } from './lib/pipeline.js';
 import { forgeToken, mapUri, playlistUris, withToken } from './lib/playback.js';
 
 const run = promisify(execFile);
@@ -228,6 +228,22 @@ test('metrics stay off the public path: the origin answers /metrics only to its 
   }
   const text = await scrape(url, { authorization: `Bearer ${metricsToken}` });
   assert.ok(families(text).has('streamgate_upload_bytes'), 'the same metrics as the private listener');
+
+  // An origin with no token configured has no /metrics on its public listener at all.
+  const bare = await startOrigin({
+    port: await freePort(),
+    mediaDir: tempDir('metrics-bare-origin'),
+    eventsUrl: stack.eventsUrl,
+    secret: stack.eventsSecret,
+    logDir: stack.logDir,
+  });
+  try {
+    const res = await fetch(`${bare.base}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } });
+    assert.equal(res.status, 404);
+    assert.equal((await res.json()).code, 'not_found');
+  } finally {
+    await bare.stop();
+  }
 
   // The app's own listener: /metrics is the app's (its web component), never the host's metrics.
   const app = await fetch(`${stack.host.base}/metrics`);
