@@ -13,8 +13,10 @@ let walletCounter = 0;
 /**
  * Installs the test wallet into every page of `context` (call before opening pages). Returns a
  * controller: `address`, `chainId` (what eth_chainId answers; wallet_switchEthereumChain changes
- * it), `reject` (a method name whose requests the "user" declines with 4001), `setKey(key)`, and
- * `requests` (every method the page asked for).
+ * it), `reject` (a method name whose requests the "user" declines with 4001), `setKey(key)`,
+ * `requests` (every method the page asked for), and `emit(page, event, arg)`, which fires an
+ * EIP-1193 event (`accountsChanged`, `chainChanged`) in `page` as the wallet would when its user
+ * switches account or network.
  */
 export async function installTestWallet(context, key, { name = 'StreamGate Test Wallet (anvil key)' } = {}) {
   const id = ++walletCounter;
@@ -28,6 +30,9 @@ export async function installTestWallet(context, key, { name = 'StreamGate Test 
     },
     setKey(k) {
       this.account = privateKeyToAccount(k);
+    },
+    emit(page, event, arg) {
+      return page.evaluate(([f, e, a]) => window[f](e, a), [`__sgTestWallet${id}Emit`, event, arg]);
     },
   };
   await context.exposeFunction(`__sgTestWallet${id}`, async (method, params) => {
@@ -77,6 +82,9 @@ export async function installTestWallet(context, key, { name = 'StreamGate Test 
         window.dispatchEvent(new CustomEvent('eip6963:announceProvider', {
           detail: Object.freeze({ info: { uuid, name: walletName, icon, rdns: 'test.streamgate.wallet' }, provider }),
         }));
+      window[`${fn}Emit`] = (event, arg) => {
+        for (const f of listeners[event] ?? []) f(arg);
+      };
       window.addEventListener('eip6963:requestProvider', announce);
       announce();
       window.ethereum ??= provider;
