@@ -792,9 +792,16 @@ async fn run_job(cfg: &WorkConfig, job: &Job, video: &str) -> Result<Ended, JobE
                 &progress_video,
                 json!({"percent": pct}),
             );
-            if let Err(e) = progress_events.send_once(&event).await {
-                tracing::debug!(error = %e, "progress event not delivered (best effort)");
-            }
+            // Best effort: never retried, so what is not accepted at once is dropped.
+            let outcome = match progress_events.send_once(&event).await {
+                Ok((status, _)) if status.is_success() => "accepted",
+                Ok(_) => "dropped",
+                Err(e) => {
+                    tracing::debug!(error = %e, "progress event not delivered (best effort)");
+                    "dropped"
+                }
+            };
+            METRICS.event_delivery(&event.kind, outcome);
         }
     });
     let mut throttle = Throttle::default();
