@@ -402,7 +402,7 @@ test('the studio: an upload whose connection drops goes on from the server\'s of
     const card = page.locator('.studio-card', { hasText: 'Resumed after a dropped connection' });
     const upload = card.locator('[data-testid=upload]');
     await upload.waitFor();
-    await page.waitForFunction(() => Number(document.querySelector('[data-testid=upload]')?.dataset.percent) > 0, null, { timeout: 20_000 });
+    await page.waitForFunction((u) => Number(u.dataset.percent) > 0, await upload.elementHandle(), { timeout: 20_000 });
     await sleep(1_000);
     // The browser goes offline and its connection is reset; the origin's side stays open.
     await context.setOffline(true);
