@@ -262,6 +262,16 @@ impl Host {
         self.request_headed("GET", path, None)
     }
 
+    /// Runs one Redis command through the probe component's outbound Redis `execute` at
+    /// `address`, and gives the component's JSON answer (`{"ok": [...]}` or `{"err": ...}`).
+    pub fn probe_redis_execute(&self, address: &str, command: &str, args: Value) -> Value {
+        self.post(
+            "/?op=redis",
+            &json!({"address": address, "action": "execute", "command": command, "args": args}),
+        )
+        .json()
+    }
+
     pub fn post(&self, path: &str, body: &Value) -> Reply {
         self.request("POST", path, Some(body))
     }
@@ -328,4 +338,23 @@ pub fn probe_app(state: &Path) -> HostConfig {
     HostConfig::new("tests/apps/probe/spin.toml", state)
         .var("api_token", "t0ken")
         .runtime_config(rc)
+}
+
+/// The probe app allowed to reach `redis` (its manifest names `redis://127.0.0.1:{{ redis_port }}`).
+pub fn probe_app_with_redis(state: &Path, redis: &Redis) -> HostConfig {
+    probe_app(state).var("redis_port", redis.port.to_string())
+}
+
+/// The real app (`spin.toml`) with the secrets it needs to start and nothing else set.
+pub fn real_app(state: &Path) -> HostConfig {
+    HostConfig::new("spin.toml", state)
+        .var(
+            "session_secret",
+            "a-test-session-secret-of-32-bytes-or-more",
+        )
+        .var("events_secret", "a-test-events-secret-of-32-bytes-or-more")
+        .var(
+            "playback_secret",
+            "a-test-playback-secret-of-32-bytes-or-more",
+        )
 }

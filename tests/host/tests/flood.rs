@@ -14,16 +14,7 @@ const FLOODER: &str = "127.0.0.2";
 const FLOOD_CONNECTIONS: usize = 400;
 
 fn app(state: &std::path::Path) -> Host {
-    HostConfig::new("spin.toml", state)
-        .var(
-            "session_secret",
-            "a-test-session-secret-of-32-bytes-or-more",
-        )
-        .var("events_secret", "a-test-events-secret-of-32-bytes-or-more")
-        .var(
-            "playback_secret",
-            "a-test-playback-secret-of-32-bytes-or-more",
-        )
+    real_app(state)
         .var("rate_limit_nonce_per_ip", "1000000/60")
         // Short enough that the test sees the host shed stalled connections several times.
         .args(&[

@@ -149,9 +149,7 @@ fn relative_urls_are_routed_back_into_the_app_when_self_is_allowed() {
 fn redis_publish_reaches_a_real_subscriber() {
     let redis = Redis::start();
     let state = tempfile::tempdir().unwrap();
-    let host = probe_app(state.path())
-        .var("redis_port", redis.port.to_string())
-        .start();
+    let host = probe_app_with_redis(state.path(), &redis).start();
 
     let mut conn = redis.client().get_connection().unwrap();
     let mut pubsub = conn.as_pubsub();
@@ -176,16 +174,8 @@ fn redis_publish_reaches_a_real_subscriber() {
 fn redis_execute_appends_to_a_stream_and_disallowed_addresses_are_refused() {
     let redis = Redis::start();
     let state = tempfile::tempdir().unwrap();
-    let host = probe_app(state.path())
-        .var("redis_port", redis.port.to_string())
-        .start();
-    let exec = |command: &str, args: Value| {
-        host.post(
-            "/?op=redis",
-            &json!({"address": redis.url(), "action": "execute", "command": command, "args": args}),
-        )
-        .json()
-    };
+    let host = probe_app_with_redis(state.path(), &redis).start();
+    let exec = |command: &str, args: Value| host.probe_redis_execute(&redis.url(), command, args);
     let id = exec("XADD", json!(["jobs", "*", "video", "v1"]));
     let id = id["ok"][0]
         .as_str()
@@ -216,9 +206,7 @@ fn redis_execute_appends_to_a_stream_and_disallowed_addresses_are_refused() {
 fn redis_typed_commands_read_and_write_real_keys() {
     let redis = Redis::start();
     let state = tempfile::tempdir().unwrap();
-    let host = probe_app(state.path())
-        .var("redis_port", redis.port.to_string())
-        .start();
+    let host = probe_app_with_redis(state.path(), &redis).start();
     let op = |action: &str, key: &str, payload: &str, args: Value| {
         host.post(
             "/?op=redis",

@@ -250,16 +250,9 @@ fn the_app_user_appends_jobs_and_nothing_else() {
     let state = tempfile::tempdir().unwrap();
     // The probe component, allowed `redis://127.0.0.1:{{ redis_port }}`, given the app's
     // credentialed URL: the allow-list check ignores the user and password, Redis does not.
-    let host = probe_app(state.path())
-        .var("redis_port", redis.port.to_string())
-        .start();
-    let exec = |command: &str, args: Value| {
-        host.post(
-            "/?op=redis",
-            &json!({"address": redis.app_url(), "action": "execute", "command": command, "args": args}),
-        )
-        .json()
-    };
+    let host = probe_app_with_redis(state.path(), &redis).start();
+    let exec =
+        |command: &str, args: Value| host.probe_redis_execute(&redis.app_url(), command, args);
     let added = exec("XADD", json!(["streamgate:jobs", "*", "video_id", "v1"]));
     assert!(added["ok"][0].is_string(), "{added}");
     for (command, args) in [

@@ -59,17 +59,7 @@ fn spin_headers_describe_the_match() {
 #[test]
 fn unknown_route_is_404_and_health_answers_from_wasm() {
     let state = tempfile::tempdir().unwrap();
-    let host = HostConfig::new("spin.toml", state.path())
-        .var(
-            "session_secret",
-            "a-test-session-secret-of-32-bytes-or-more",
-        )
-        .var("events_secret", "a-test-events-secret-of-32-bytes-or-more")
-        .var(
-            "playback_secret",
-            "a-test-playback-secret-of-32-bytes-or-more",
-        )
-        .start();
+    let host = real_app(state.path()).start();
     let health = host.get("/health");
     assert_eq!(health.status, 200);
     assert_eq!(health.json(), json!({"status": "ok"}));
