@@ -6,18 +6,15 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { privateKeyToAccount } from 'viem/accounts';
-
-import { api, assertError, decodeJwt, getNonce, me, newKey, signIn, siweMessage, verify, viemSigner } from './lib/auth.js';
-import { CHAIN_ID, startAnvil, startHost } from './lib/fixtures.js';
-import { startRedis } from './lib/pipeline.js';
-import { deployContract, readyVideo } from './lib/videos.js';
+import { api, assertError, decodeJwt, getNonce, me, signIn, siweMessage, verify, viemSigner } from './lib/auth.js';
+import { CHAIN_ID } from './lib/fixtures.js';
+import { deployContract, fundedKey, readyVideo, startGateStack } from './lib/videos.js';
 import { deployWallet } from './lib/wallet.js';
 
 const OTHER_CHAIN = 1;
 
+let stack;
 let anvil;
-let redis;
 let host;
 let nft;
 let walletOwner;
@@ -26,19 +23,15 @@ let creator;
 let holder;
 
 before(async () => {
-  anvil = await startAnvil();
-  redis = await startRedis();
-  host = await startHost({
-    anvil,
-    vars: {
-      ...redis.hostVars,
+  stack = await startGateStack({
+    vars: ({ anvil }) => ({
       chain_rpc_urls: `${CHAIN_ID}=${anvil.url},${OTHER_CHAIN}=${anvil.url}`,
       gate_cache_positive_secs: '0',
       gate_cache_negative_secs: '0',
-    },
+    }),
   });
-  const deployerKey = newKey();
-  await anvil.rpc('anvil_setBalance', [privateKeyToAccount(deployerKey).address, '0x8ac7230489e80000']);
+  ({ anvil, host } = stack);
+  const deployerKey = await fundedKey(anvil);
   nft = await deployContract(anvil, 'GateNFT', deployerKey);
   walletOwner = viemSigner(undefined, anvil.url);
   wallet = await deployWallet(anvil, walletOwner.address);
@@ -51,9 +44,7 @@ before(async () => {
 });
 
 after(async () => {
-  await host?.stop();
-  await redis?.stop();
-  await anvil?.stop();
+  await stack?.stop();
 });
 
 /** The contract wallet signs in (its owner signs) with `Chain ID: chainId`. */

@@ -7,70 +7,37 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { after, before, test } from 'node:test';
 
-import { createPublicClient, createWalletClient, getAddress, http } from 'viem';
-import { privateKeyToAccount } from 'viem/accounts';
-import { foundry } from 'viem/chains';
-
 import { api, assertError, newKey, signIn, viemSigner } from './lib/auth.js';
-import { CHAIN_ID, sleep, startAnvil, startHost } from './lib/fixtures.js';
-import { deriveKey, postEvent, signatureHeader, startRedis } from './lib/pipeline.js';
-import { compile } from './lib/wallet.js';
+import { CHAIN_ID, sleep, startHost } from './lib/fixtures.js';
+import { deployContract, fundedKey, readyVideo as makeReadyVideo, startGateStack } from './lib/videos.js';
 
 // Fresh wallets, funded on anvil (anvil_setBalance) so they can pay for mints and transfers.
 const KEYS = [newKey(), newKey(), newKey(), newKey()];
 const POSITIVE_TTL = 2;
 
+let stack;
 let anvil;
-let redis;
 let host;
-let chain;
 let creator;
 let holder;
 let stranger;
 let third;
 let contracts;
 
-async function deploy(name) {
-  const { abi, bytecode } = compile(name);
-  const deployer = chain.wallet(KEYS[3]);
-  const hash = await deployer.deployContract({ abi, bytecode });
-  const receipt = await chain.public.waitForTransactionReceipt({ hash });
-  assert.equal(receipt.status, 'success');
-  const address = getAddress(receipt.contractAddress);
-  return {
-    address,
-    write: async (key, functionName, args) => {
-      const tx = await chain.wallet(key).writeContract({ address, abi, functionName, args });
-      const r = await chain.public.waitForTransactionReceipt({ hash: tx });
-      assert.equal(r.status, 'success', `${name}.${functionName}`);
-    },
-  };
-}
-
 before(async () => {
-  anvil = await startAnvil();
-  redis = await startRedis();
-  host = await startHost({
-    anvil,
+  stack = await startGateStack({
     vars: ({ domain }) => ({
-      ...redis.hostVars,
       stream_base_url: `http://${domain}`,
       gate_cache_positive_secs: String(POSITIVE_TTL),
       gate_cache_negative_secs: '1',
     }),
   });
-  for (const key of KEYS) {
-    await anvil.rpc('anvil_setBalance', [privateKeyToAccount(key).address, '0x8ac7230489e80000']);
-  }
-  const transport = http(anvil.url);
-  chain = {
-    public: createPublicClient({ chain: foundry, transport }),
-    wallet: (key) => createWalletClient({ account: privateKeyToAccount(key), chain: foundry, transport }),
-  };
+  ({ anvil, host } = stack);
+  for (const key of KEYS) await fundedKey(anvil, key);
   contracts = {
-    nft: await deploy('GateNFT'),
-    multi: await deploy('GateMulti'),
-    token: await deploy('GateToken'),
+    nft: await deployContract(anvil, 'GateNFT', KEYS[3]),
+    multi: await deployContract(anvil, 'GateMulti', KEYS[3]),
+    token: await deployContract(anvil, 'GateToken', KEYS[3]),
   };
   [creator, holder, stranger, third] = await Promise.all(
     [KEYS[0], KEYS[1], KEYS[2], undefined].map(async (key) => {
@@ -81,34 +48,19 @@ before(async () => {
 });
 
 after(async () => {
-  await host?.stop();
-  await redis?.stop();
-  await anvil?.stop();
+  await stack?.stop();
 });
 
-let eventCounter = 0;
-async function event(videoId, type, data) {
-  const body = JSON.stringify({ id: `gate-test-${++eventCounter}`, type, video_id: videoId, data });
-  const key = deriveKey(host.vars.events_secret, 'events');
-  const res = await postEvent(`${host.base}/internal/v1/events`, body, signatureHeader(key, Math.floor(Date.now() / 1000), body));
-  assert.equal(res.status, 200, `${type}: ${res.status} ${res.text ?? ''}`);
-}
+// Two renditions, so a test can follow the master playlist to one of several variants.
+const rendition = (name, height) => ({
+  name, width: (height * 16) / 9, height, bandwidth: 1_000_000, average_bandwidth: 900_000, frame_rate: 30,
+  codecs: 'avc1.64001f,mp4a.40.2', init: `${name}/init.mp4`,
+  segments: [{ uri: `${name}/seg_00001.m4s`, duration: 4 }, { uri: `${name}/seg_00002.m4s`, duration: 2 }],
+});
 
 /** A ready video gated by `gate`, owned by the creator. */
-async function readyVideo(gate) {
-  const created = await api(host.base, 'POST', '/api/v1/videos', { token: creator.token, json: { title: 'Gated', gate } });
-  assert.equal(created.status, 201, created.text);
-  const id = created.json.id;
-  await event(id, 'upload.completed', { size: 1, source: `sources/${id}` });
-  await event(id, 'transcode.started', { attempt: 1 });
-  const rendition = (name, height) => ({
-    name, width: (height * 16) / 9, height, bandwidth: 1_000_000, average_bandwidth: 900_000, frame_rate: 30,
-    codecs: 'avc1.64001f,mp4a.40.2', init: `${name}/init.mp4`,
-    segments: [{ uri: `${name}/seg_00001.m4s`, duration: 4 }, { uri: `${name}/seg_00002.m4s`, duration: 2 }],
-  });
-  await event(id, 'transcode.completed', { renditions: [rendition('720p', 720), rendition('360p', 360)], duration: 6 });
-  return id;
-}
+const readyVideo = (gate) =>
+  makeReadyVideo(host, creator.token, gate, { renditions: [rendition('720p', 720), rendition('360p', 360)], duration: 6 });
 
 const playback = (id, who) => api(host.base, 'POST', `/api/v1/videos/${id}/playback`, { token: who.token });
 

@@ -11,12 +11,9 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { privateKeyToAccount } from 'viem/accounts';
-
-import { assertError, newKey, PYTHON, signIn, siweMessage, viemSigner } from './lib/auth.js';
-import { CHAIN_ID, sleep, startAnvil, startHost } from './lib/fixtures.js';
-import { startRedis } from './lib/pipeline.js';
-import { deployContract, readyVideo } from './lib/videos.js';
+import { assertError, PYTHON, requestFrom, signIn, siweMessage, viemSigner } from './lib/auth.js';
+import { CHAIN_ID, sleep } from './lib/fixtures.js';
+import { deployContract, fundedKey, readyVideo, startGateStack } from './lib/videos.js';
 
 const SESSION_SECS = 3;
 const WINDOW_SECS = 2;
@@ -28,19 +25,15 @@ const LOAD_MS = 25_000;
 const WORKERS = 3;
 const CLIENTS = 40; // loopback addresses 127.0.0.10 … 127.0.0.49: one rate window each
 
+let stack;
 let anvil;
-let redis;
 let host;
 let video;
 let holder;
 
 before(async () => {
-  anvil = await startAnvil();
-  redis = await startRedis();
-  host = await startHost({
-    anvil,
+  stack = await startGateStack({
     vars: {
-      ...redis.hostVars,
       session_ttl_secs: String(SESSION_SECS),
       key_value_sweep_secs: String(SWEEP_SECS),
       rate_limit_nonce_per_ip: `100000/${WINDOW_SECS}`,
@@ -50,8 +43,8 @@ before(async () => {
       gate_cache_negative_secs: String(GATE_SECS),
     },
   });
-  const deployerKey = newKey();
-  await anvil.rpc('anvil_setBalance', [privateKeyToAccount(deployerKey).address, '0x8ac7230489e80000']);
+  ({ anvil, host } = stack);
+  const deployerKey = await fundedKey(anvil);
   const nft = await deployContract(anvil, 'GateNFT', deployerKey);
   const creator = viemSigner(undefined, anvil.url);
   const { token } = await signIn(host, creator);
@@ -61,9 +54,7 @@ before(async () => {
 });
 
 after(async () => {
-  await host?.stop();
-  await redis?.stop();
-  await anvil?.stop();
+  await stack?.stop();
 });
 
 // ---- the store, as the host keeps it ----
@@ -122,42 +113,9 @@ function agent(localAddress) {
   return agents.get(localAddress);
 }
 
-/** One API call from `localAddress`. Returns `{ status, headers, text, json }`. */
+/** One API call from `localAddress`, on that address's keep-alive connection. */
 function call(localAddress, method, route, { json, token } = {}) {
-  const body = json === undefined ? undefined : Buffer.from(JSON.stringify(json));
-  const headers = {};
-  if (body) {
-    headers['content-type'] = 'application/json';
-    headers['content-length'] = String(body.length);
-  }
-  if (token) headers.authorization = `Bearer ${token}`;
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      new URL(route, host.base),
-      { method, headers, agent: agent(localAddress), timeout: 30_000 },
-      (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed = null;
-          try {
-            parsed = text ? JSON.parse(text) : null;
-          } catch {
-            parsed = null;
-          }
-          const headerList = Object.entries(res.headers).flatMap(([k, v]) =>
-            Array.isArray(v) ? v.map((x) => [k, x]) : [[k, String(v)]],
-          );
-          resolve({ status: res.statusCode, headers: new Headers(headerList), text, json: parsed });
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`${method} ${route} timed out`)));
-    req.on('error', reject);
-    req.end(body);
-  });
+  return requestFrom(host.base, method, route, { json, token, agent: agent(localAddress) });
 }
 
 const show = (res) => `${res.status} ${res.text}`;

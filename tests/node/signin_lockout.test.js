@@ -8,47 +8,23 @@
 // right-most address of that header, as a proxy in front of the app appends it.
 
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
-import { assertError, assertJsonType, assertSession, getNonce, me, siweMessage, viemSigner } from './lib/auth.js';
+import {
+  assertError,
+  assertJsonType,
+  assertSession,
+  getNonce,
+  me,
+  requestFrom,
+  siweMessage,
+  viemSigner,
+} from './lib/auth.js';
 import { startStack } from './lib/fixtures.js';
 
-/**
- * One API call over its own connection, from `localAddress` (a loopback address the host then
- * reports as the client's) with extra `headers`. Returns `{ status, headers, text, json }` like
- * lib/auth.js's `api`.
- */
-function call(base, method, route, { json, headers = {}, localAddress = '127.0.0.1' } = {}) {
-  const body = json === undefined ? undefined : Buffer.from(JSON.stringify(json));
-  const h = { ...headers, connection: 'close' };
-  if (body) {
-    h['content-type'] = 'application/json';
-    h['content-length'] = String(body.length);
-  }
-  return new Promise((resolve, reject) => {
-    const req = http.request(new URL(route, base), { method, headers: h, localAddress, timeout: 30_000 }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let parsed = null;
-        try {
-          parsed = text ? JSON.parse(text) : null;
-        } catch {
-          parsed = null;
-        }
-        const headerList = Object.entries(res.headers).flatMap(([k, v]) =>
-          Array.isArray(v) ? v.map((x) => [k, x]) : [[k, String(v)]],
-        );
-        resolve({ status: res.statusCode, headers: new Headers(headerList), text, json: parsed });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${route} timed out`)));
-    req.on('error', reject);
-    req.end(body);
-  });
+/** One API call over its own connection, from `localAddress`, with extra `headers`. */
+function call(base, method, route, { headers = {}, localAddress = '127.0.0.1', ...rest } = {}) {
+  return requestFrom(base, method, route, { ...rest, headers: { ...headers, connection: 'close' }, localAddress });
 }
 
 const show = (res) => `${res.status} ${res.text}`;

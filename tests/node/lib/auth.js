@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import path from 'node:path';
 
 import { Wallet } from 'ethers';
@@ -38,6 +39,47 @@ export async function api(base, method, route, { json, body, token, headers = {}
     parsed = null;
   }
   return { status: res.status, headers: res.headers, text, json: parsed };
+}
+
+/**
+ * One API call over node:http, where a test must choose the connection: from `localAddress` (a
+ * loopback address the host then reports as the client's) or through `agent` (which may carry
+ * its own local address and keep-alive). Returns `{ status, headers, text, json }` like `api`.
+ */
+export function requestFrom(base, method, route, { json, token, headers = {}, localAddress, agent } = {}) {
+  const body = json === undefined ? undefined : Buffer.from(JSON.stringify(json));
+  const h = { ...headers };
+  if (body) {
+    h['content-type'] = 'application/json';
+    h['content-length'] = String(body.length);
+  }
+  if (token) h.authorization = `Bearer ${token}`;
+  const options = { method, headers: h, timeout: 30_000 };
+  if (agent) options.agent = agent;
+  if (localAddress) options.localAddress = localAddress;
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(new URL(route, base), options, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed = null;
+        try {
+          parsed = text ? JSON.parse(text) : null;
+        } catch {
+          parsed = null;
+        }
+        const headerList = Object.entries(res.headers).flatMap(([k, v]) =>
+          Array.isArray(v) ? v.map((x) => [k, x]) : [[k, String(v)]],
+        );
+        resolve({ status: res.statusCode, headers: new Headers(headerList), text, json: parsed });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${route} timed out`)));
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 const show = (res) => `${res.status} ${res.text}`;

@@ -8,8 +8,9 @@ import { createPublicClient, createWalletClient, getAddress, http } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { foundry } from 'viem/chains';
 
-import { api } from './auth.js';
-import { deriveKey, postEvent, signatureHeader } from './pipeline.js';
+import { api, newKey } from './auth.js';
+import { startAnvil, startHost } from './fixtures.js';
+import { deriveKey, postEvent, signatureHeader, startRedis } from './pipeline.js';
 import { compile } from './wallet.js';
 
 let eventCounter = 0;
@@ -22,27 +23,64 @@ export async function sendEvent(host, videoId, type, data) {
   assert.equal(res.status, 200, `${type}: ${res.status} ${res.text ?? ''}`);
 }
 
+const ONE_RENDITION = {
+  name: '360p', width: 640, height: 360, bandwidth: 900_000, average_bandwidth: 800_000, frame_rate: 25,
+  codecs: 'avc1.64001e,mp4a.40.2', init: '360p/init.mp4', segments: [{ uri: '360p/seg_00001.m4s', duration: 4 }],
+};
+
 /**
- * A video owned by the session `token`, gated by `gate`, made ready by events alone (one
- * rendition whose segments do not exist on any origin). The host needs Redis (the upload event
- * queues a job). Returns its id.
+ * A video owned by the session `token`, gated by `gate`, made ready by events alone (by default
+ * one rendition; the segments do not exist on any origin). The host needs Redis (the upload
+ * event queues a job). Returns its id.
  */
-export async function readyVideo(host, token, gate) {
+export async function readyVideo(host, token, gate, { renditions = [ONE_RENDITION], duration = 4 } = {}) {
   const created = await api(host.base, 'POST', '/api/v1/videos', { token, json: { title: 'Gated', gate } });
   assert.equal(created.status, 201, created.text);
   const id = created.json.id;
   await sendEvent(host, id, 'upload.completed', { size: 1, source: `sources/${id}` });
   await sendEvent(host, id, 'transcode.started', { attempt: 1 });
-  await sendEvent(host, id, 'transcode.completed', {
-    duration: 4,
-    renditions: [
-      {
-        name: '360p', width: 640, height: 360, bandwidth: 900_000, average_bandwidth: 800_000, frame_rate: 25,
-        codecs: 'avc1.64001e,mp4a.40.2', init: '360p/init.mp4', segments: [{ uri: '360p/seg_00001.m4s', duration: 4 }],
-      },
-    ],
-  });
+  await sendEvent(host, id, 'transcode.completed', { duration, renditions });
   return id;
+}
+
+/**
+ * What a gate test runs against: anvil, a private Redis and the host on both, the host's
+ * variables being Redis's and `vars` (an object, or a function of `{ port, domain, anvil }`).
+ * Returns `{ anvil, redis, host, stop }`; `stop()` ends all three.
+ */
+export async function startGateStack({ vars = {} } = {}) {
+  const anvil = await startAnvil();
+  let redis;
+  try {
+    redis = await startRedis();
+    const host = await startHost({
+      anvil,
+      vars:
+        typeof vars === 'function'
+          ? (context) => ({ ...redis.hostVars, ...vars({ ...context, anvil }) })
+          : { ...redis.hostVars, ...vars },
+    });
+    return {
+      anvil,
+      redis,
+      host,
+      stop: async () => {
+        await host.stop();
+        await redis.stop();
+        await anvil.stop();
+      },
+    };
+  } catch (e) {
+    await redis?.stop();
+    await anvil.stop();
+    throw e;
+  }
+}
+
+/** `key` (a fresh one by default) with 10 ETH on anvil, to deploy, mint and transfer from. */
+export async function fundedKey(anvil, key = newKey()) {
+  await anvil.rpc('anvil_setBalance', [privateKeyToAccount(key).address, '0x8ac7230489e80000']);
+  return key;
 }
 
 /**
