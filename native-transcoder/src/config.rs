@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use streamgate_core::job_intake::KEY_PURPOSE as JOBS;
 use streamgate_core::keys;
 
 /// The keys derived from `events_secret` (and its previous value during rotation).
@@ -15,6 +16,8 @@ pub struct Keys {
     pub events: [u8; 32],
     /// Checks upload tokens (purpose `upload`): current first, then previous.
     pub upload: Vec<[u8; 32]>,
+    /// Checks jobs the app hands over by HTTP (purpose `jobs`): current first, then previous.
+    pub jobs: Vec<[u8; 32]>,
 }
 
 /// A secret that is set must be as long as the Spin side requires ([`keys::MIN_SECRET_BYTES`]):
@@ -44,6 +47,7 @@ impl Keys {
             current,
         )?;
         let mut upload = vec![keys::derive(current, "upload")];
+        let mut jobs = vec![keys::derive(current, JOBS)];
         if let Some(previous) = previous.map(str::trim).filter(|s| !s.is_empty()) {
             check_length(
                 "the previous events secret (STREAMGATE_EVENTS_SECRET_PREVIOUS or \
@@ -51,10 +55,12 @@ impl Keys {
                 previous,
             )?;
             upload.push(keys::derive(previous, "upload"));
+            jobs.push(keys::derive(previous, JOBS));
         }
         Ok(Keys {
             events: keys::derive(current, "events"),
             upload,
+            jobs,
         })
     }
 
@@ -171,6 +177,10 @@ mod tests {
         assert_eq!(keys.upload.len(), 2);
         assert_eq!(keys.events, keys::derive(GOOD, "events"));
         assert_eq!(keys.upload[1], keys::derive(OLD, "upload"));
+        assert_eq!(
+            keys.jobs,
+            [keys::derive(GOOD, "jobs"), keys::derive(OLD, "jobs")]
+        );
         // Empty or blank previous: no rotation.
         assert_eq!(
             Keys::from_secrets(Some(GOOD), Some(" "))

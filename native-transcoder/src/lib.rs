@@ -8,6 +8,7 @@ pub mod config;
 pub mod events;
 pub mod fsutil;
 pub mod intake;
+pub mod job_intake;
 pub mod ladder;
 pub mod media;
 pub mod metrics;

@@ -297,6 +297,10 @@ async fn run(cli: Cli) -> Result<()> {
                 },
                 keys,
                 events_url: a.common.events_url,
+                // Holds a password: from the environment only (`ps` shows flags).
+                jobs_redis_url: std::env::var("STREAMGATE_JOBS_REDIS_URL")
+                    .ok()
+                    .filter(|u| !u.trim().is_empty()),
                 playback_keys: playback_keys()?,
                 media_max_age: a.media_max_age_secs,
                 token_leeway_secs: a.token_leeway_secs,

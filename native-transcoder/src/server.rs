@@ -18,6 +18,7 @@ use streamgate_core::api_error::ApiError;
 
 use crate::config::{prepare_media_dir, Keys, PlaybackKeys};
 use crate::events::{EventSender, Outbox};
+use crate::job_intake::JobIntake;
 use crate::media::Media;
 use crate::tus::{UploadPolicy, Uploads};
 
@@ -61,6 +62,9 @@ pub struct ServeConfig {
     pub upload: UploadPolicy,
     pub keys: Keys,
     pub events_url: String,
+    /// Where `POST /internal/v1/jobs` appends the jobs a Spin app hands over by HTTP (a Redis
+    /// user that may append to the job stream); `None`: that route is off (404).
+    pub jobs_redis_url: Option<String>,
     /// Keys for `/media/…` tokens (raw `playback_secret` bytes); `None` refuses media (503).
     pub playback_keys: Option<PlaybackKeys>,
     /// `Cache-Control: private, max-age=<this>` on media files.
@@ -77,6 +81,7 @@ pub struct ServeConfig {
 struct State {
     uploads: Uploads,
     media: Media,
+    jobs: JobIntake,
     media_dir: PathBuf,
     metrics_token: Option<String>,
 }
@@ -87,6 +92,8 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         state.uploads.handle(req).await
     } else if path.starts_with("/media/") || path.starts_with(crate::media::POSTERS) {
         state.media.handle(req).await
+    } else if path == streamgate_core::job_intake::PATH {
+        state.jobs.handle(req).await
     } else if path == "/metrics" {
         crate::metrics::sample_free_space(&state.media_dir);
         crate::metrics::public_endpoint(&req, state.metrics_token.as_deref())
@@ -158,9 +165,17 @@ pub async fn serve(
         config.media_max_age,
         config.token_leeway_secs,
     );
+    let jobs = JobIntake::new(config.keys.jobs.clone(), config.jobs_redis_url.as_deref())?;
+    if jobs.enabled() {
+        tracing::info!(
+            "taking jobs from the app at {}",
+            streamgate_core::job_intake::PATH
+        );
+    }
     let state = Arc::new(State {
         uploads,
         media,
+        jobs,
         media_dir: config.media_dir.clone(),
         metrics_token: config.metrics_token.clone(),
     });

@@ -15,6 +15,7 @@ pub mod eip1271;
 pub mod eip191;
 pub mod event_signature;
 pub mod gate;
+pub mod job_intake;
 pub mod key_value;
 pub mod keys;
 pub mod manifest;

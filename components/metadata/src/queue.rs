@@ -1,7 +1,14 @@
-//! The job stream the native workers consume (docs/pipeline.md): `XADD` through Spin's Redis.
+//! The job stream the native workers consume (docs/pipeline.md). `job_transport` says how a job
+//! gets there: `redis` (the default) appends it with `XADD` through Spin's Redis; `http` hands
+//! it to the media origin at `job_origin_url` in a signed `POST`, and the origin appends it to
+//! its own Redis, for hosts where the app cannot reach Redis (docs/operations.md).
 
+use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 use streamgate_core::api_error::ApiError;
+use streamgate_core::job_intake::{JobAccepted, JobRequest, KEY_PURPOSE, PATH};
+use streamgate_core::{event_signature, keys};
+use streamgate_spin::secrets::Rotating;
 
 pub const STREAM: &str = "streamgate:jobs";
 
@@ -16,6 +23,19 @@ fn unavailable(e: impl std::fmt::Debug) -> ApiError {
 
 /// Appends a job; answers the stream entry id.
 pub fn enqueue(fields: &[(&str, &str)]) -> Result<String, ApiError> {
+    let transport = streamgate_spin::config::optional("job_transport");
+    match transport.as_deref().unwrap_or("redis") {
+        "redis" => enqueue_redis(fields),
+        "http" => enqueue_http(fields),
+        other => Err(ApiError::new(
+            503,
+            "server_misconfigured",
+            format!("`job_transport` must be `redis` or `http`, got `{other}`"),
+        )),
+    }
+}
+
+fn enqueue_redis(fields: &[(&str, &str)]) -> Result<String, ApiError> {
     let address = streamgate_spin::config::get("redis_address")?;
     let conn = Connection::open(&address).map_err(unavailable)?;
     let mut args = vec![
@@ -31,4 +51,46 @@ pub fn enqueue(fields: &[(&str, &str)]) -> Result<String, ApiError> {
         Some(RedisResult::Binary(id)) => Ok(String::from_utf8_lossy(id).into_owned()),
         other => Err(unavailable(format!("unexpected XADD reply {other:?}"))),
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn enqueue_http(fields: &[(&str, &str)]) -> Result<String, ApiError> {
+    let origin = streamgate_spin::config::get("job_origin_url")?;
+    // Signed with the current secret only: the origin checks current and previous, so either
+    // side may be rotated first.
+    let secret = Rotating::load("events_secret")?;
+    let key = keys::derive(&secret.current, KEY_PURPOSE);
+    let job = JobRequest {
+        job_id: hex(&streamgate_spin::random_bytes::<16>()?),
+        fields: fields
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+    };
+    let body = serde_json::to_vec(&job).map_err(unavailable)?;
+    let signature = event_signature::sign(&key, streamgate_spin::now(), &body);
+    let request = Request::builder()
+        .method(Method::Post)
+        .uri(format!("{}{PATH}", origin.trim_end_matches('/')))
+        .header("content-type", "application/json")
+        .header(event_signature::HEADER, signature)
+        .body(body)
+        .build();
+    let response: Response =
+        spin_sdk::http::run(spin_sdk::http::send(request)).map_err(unavailable)?;
+    let status = *response.status();
+    let body = String::from_utf8_lossy(response.body());
+    // 409 is this very job already taken (the origin remembers job ids): it is in the stream.
+    if status == 200 || status == 409 {
+        if let Ok(accepted) = serde_json::from_str::<JobAccepted>(&body) {
+            return Ok(accepted.stream_id);
+        }
+    }
+    Err(unavailable(format!(
+        "the origin at {origin} answered {status}: {}",
+        body.chars().take(300).collect::<String>()
+    )))
 }
