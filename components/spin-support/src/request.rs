@@ -86,18 +86,6 @@ impl ApiRequest {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The client's IP as the host saw it (`spin-client-addr`). Forwarding headers are not
-    /// trusted: any client can write them.
-    pub fn client_ip(&self) -> String {
-        let addr = self.header("spin-client-addr").unwrap_or("unknown");
-        match addr.rsplit_once(':') {
-            Some((ip, port)) if port.chars().all(|c| c.is_ascii_digit()) => {
-                ip.trim_matches(|c| c == '[' || c == ']').to_string()
-            }
-            _ => addr.to_string(),
-        }
-    }
-
     /// The body as JSON of type `T`; 400 `invalid_json` naming the problem otherwise.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
         let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
