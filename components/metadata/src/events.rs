@@ -104,7 +104,10 @@ pub fn receive(request: &ApiRequest) -> Result<Response, ApiError> {
     let db = store::open()?;
     // The check for a duplicate, the event's effect and the record of its id are one
     // transaction: a crash or an error anywhere leaves none of them, and of two deliveries of
-    // the same event at once the second waits for the first and finds it recorded.
+    // the same event at once the second waits for the first and finds it recorded. The queue
+    // is not called in it: the host gives a transaction the database to itself, so every SQL
+    // statement of the app would wait on the queue. A job goes into `job_outbox` instead, and
+    // is handed to the queue after the commit.
     let status = store::in_transaction(&db, || {
         if store::event_seen(&db, &event.id)? {
             return Ok("duplicate");
@@ -115,10 +118,58 @@ pub fn receive(request: &ApiRequest) -> Result<Response, ApiError> {
         store::record_event(&db, &event.id, &event.video_id, &event.kind, now)?;
         Ok("applied")
     })?;
+    // A duplicate is the sender retrying, possibly because the queue refused its job last
+    // time: the job still waits in the outbox and goes now. Until the queue has it, the answer
+    // is 503 and the sender keeps retrying, so the job is not lost.
+    if status == "duplicate" || event.kind == "upload.completed" {
+        hand_off_jobs(&db, &event.video_id)?;
+    }
     Ok(response::json(
         200,
         &serde_json::json!({ "status": status }),
     ))
+}
+
+/// How long a request may hold an outbox row while it calls the queue: longer than the host's
+/// request deadline (30 s by default), so a live request never loses its row to another.
+const CLAIM_SECS: i64 = 120;
+
+/// Hands the video's outbox jobs to the queue, each at least once: a crash between the queue's
+/// append and the row's deletion queues it again on the next delivery.
+fn hand_off_jobs(db: &Connection, video_id: &str) -> Result<(), ApiError> {
+    let mut held_elsewhere = false;
+    for job in store::pending_jobs(db, video_id)? {
+        let now = now();
+        if !store::claim_job(db, job.row, now, now + CLAIM_SECS)? {
+            held_elsewhere = true;
+            continue;
+        }
+        let queued = queue::enqueue(&[
+            ("action", job.action.as_str()),
+            ("video_id", job.video_id.as_str()),
+            ("source", job.source.as_str()),
+            ("enqueued_at", &now.to_string()),
+        ]);
+        match queued {
+            Ok(stream_id) => store::job_handed_off(db, &job, &stream_id, now)?,
+            Err(refused) => {
+                // Best effort: if this fails too, the claim lapses by itself.
+                let _ = store::release_job(db, job.row);
+                return Err(refused);
+            }
+        }
+    }
+    if held_elsewhere {
+        // Another delivery is handing it over right now, or died doing so (its claim lapses):
+        // acknowledging would stop this sender's retries with the job possibly never queued.
+        return Err(ApiError::new(
+            503,
+            "job_pending",
+            "this video's transcode job is being handed to the queue; retry",
+        )
+        .with_retry_after(2));
+    }
+    Ok(())
 }
 
 fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
@@ -128,17 +179,7 @@ fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
             let upload: UploadCompleted = data(event)?;
             if store::advance(db, id, VideoStatus::Queued, now)? {
                 store::set_field(db, id, "source", Value::Text(upload.source.clone()))?;
-                // Inside the event's transaction: if the queue refuses, the rollback leaves the
-                // video awaiting its upload and the event unrecorded, so the retry queues it.
-                // The queue itself is outside: a crash after this append and before the commit
-                // queues the job again on the retry (the worker takes a job at least once).
-                let stream_id = queue::enqueue(&[
-                    ("action", "transcode"),
-                    ("video_id", id),
-                    ("source", &upload.source),
-                    ("enqueued_at", &now.to_string()),
-                ])?;
-                store::record_job(db, id, &stream_id, "transcode", now)?;
+                store::add_to_outbox(db, id, "transcode", &upload.source, now)?;
             }
         }
         "transcode.started" => {

@@ -424,7 +424,8 @@ pub fn delete_video(db: &Connection, id: &str) -> Result<(), ApiError> {
     // The row first: once it is gone the video is gone for every reader; the rest is cleanup.
     db.execute("DELETE FROM videos WHERE id = ?", &[text(id)])
         .map_err(db_error)?;
-    for table in ["gate_rules", "renditions", "audio_tracks"] {
+    // A job not yet handed to the queue goes with its video: nothing is left to transcode.
+    for table in ["gate_rules", "renditions", "audio_tracks", "job_outbox"] {
         db.execute(
             &format!("DELETE FROM {table} WHERE video_id = ?"),
             &[text(id)],
@@ -498,4 +499,97 @@ pub fn record_job(
     )
     .map_err(db_error)?;
     Ok(())
+}
+
+/// A job an event decided on, waiting in `job_outbox` to be handed to the queue.
+pub struct PendingJob {
+    pub row: i64,
+    pub video_id: String,
+    pub action: String,
+    pub source: String,
+}
+
+/// Writes the job into the outbox, in the event's transaction: the queue is called only after
+/// the commit ([`pending_jobs`], [`claim_job`], [`job_handed_off`]).
+pub fn add_to_outbox(
+    db: &Connection,
+    video_id: &str,
+    action: &str,
+    source: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    db.execute(
+        "INSERT INTO job_outbox (video_id, action, source, created_at) VALUES (?, ?, ?, ?)",
+        &[
+            text(video_id),
+            text(action),
+            text(source),
+            Value::Integer(now),
+        ],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
+pub fn pending_jobs(db: &Connection, video_id: &str) -> Result<Vec<PendingJob>, ApiError> {
+    let result = db
+        .execute(
+            "SELECT id, video_id, action, source FROM job_outbox WHERE video_id = ? ORDER BY id",
+            &[text(video_id)],
+        )
+        .map_err(db_error)?;
+    Ok(result
+        .rows()
+        .map(|row| PendingJob {
+            row: row.get::<i64>("id").unwrap_or_default(),
+            video_id: row.get::<&str>("video_id").unwrap_or_default().to_string(),
+            action: row.get::<&str>("action").unwrap_or_default().to_string(),
+            source: row.get::<&str>("source").unwrap_or_default().to_string(),
+        })
+        .collect())
+}
+
+/// Takes the row for this request until `until`, unless another request holds it: of several
+/// deliveries at once, one hands the job to the queue. The claim lapses by itself, so a row
+/// whose claimer died (the host stopped mid-call) is taken by a later delivery.
+pub fn claim_job(db: &Connection, row: i64, now: i64, until: i64) -> Result<bool, ApiError> {
+    db.execute(
+        "UPDATE job_outbox SET claimed_until = ?
+         WHERE id = ? AND (claimed_until IS NULL OR claimed_until <= ?)",
+        &[
+            Value::Integer(until),
+            Value::Integer(row),
+            Value::Integer(now),
+        ],
+    )
+    .map_err(db_error)?;
+    Ok(db.changes() == 1)
+}
+
+/// The queue refused: the next delivery may try at once.
+pub fn release_job(db: &Connection, row: i64) -> Result<(), ApiError> {
+    db.execute(
+        "UPDATE job_outbox SET claimed_until = NULL WHERE id = ?",
+        &[Value::Integer(row)],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// The queue took the job: its stream id is recorded and the outbox row goes, together.
+pub fn job_handed_off(
+    db: &Connection,
+    job: &PendingJob,
+    stream_id: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    in_transaction(db, || {
+        record_job(db, &job.video_id, stream_id, &job.action, now)?;
+        db.execute(
+            "DELETE FROM job_outbox WHERE id = ?",
+            &[Value::Integer(job.row)],
+        )
+        .map_err(db_error)?;
+        Ok(())
+    })
 }

@@ -270,4 +270,21 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         // The public list reads ready videos only, newest first.
         "CREATE INDEX IF NOT EXISTS videos_by_status ON videos (status, created_at DESC, id DESC)",
     ],
+}, Migration {
+    version: 4,
+    add_columns: &[],
+    statements: &[
+        // Jobs decided by an event's transaction and handed to the queue after its commit, so
+        // no SQL waits on the queue (components/metadata/src/events.rs). `claimed_until`: a
+        // request is handing the row to the queue until then.
+        "CREATE TABLE IF NOT EXISTS job_outbox (
+            id            INTEGER PRIMARY KEY AUTOINCREMENT,
+            video_id      TEXT NOT NULL,
+            action        TEXT NOT NULL,
+            source        TEXT NOT NULL,
+            created_at    INTEGER NOT NULL,
+            claimed_until INTEGER
+        )",
+        "CREATE INDEX IF NOT EXISTS job_outbox_by_video ON job_outbox (video_id, id)",
+    ],
 }];

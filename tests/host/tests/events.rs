@@ -292,8 +292,8 @@ fn deliver(app: &App, body: &str, signature: &str) -> (u16, Value) {
     )
 }
 
-/// Ten deliveries of the same signed event at once: every one is acknowledged, exactly one as
-/// `applied`.
+/// Ten deliveries of the same signed event at once (each retried while told `job_pending`):
+/// every one is acknowledged, exactly one as `applied`.
 fn deliver_ten_at_once(app: &App, body: &str) {
     let signature = signed(now(), body);
     let barrier = std::sync::Barrier::new(10);
@@ -302,7 +302,16 @@ fn deliver_ten_at_once(app: &App, body: &str) {
             .map(|_| {
                 scope.spawn(|| {
                     barrier.wait();
-                    deliver(app, body, &signature)
+                    // As the sender does: a delivery that finds the video's job being handed
+                    // to the queue by another is told to retry.
+                    for _ in 0..50 {
+                        let answer = deliver(app, body, &signature);
+                        if answer.0 != 503 || answer.1["code"] != "job_pending" {
+                            return answer;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    panic!("the job stayed pending");
                 })
             })
             .collect();
@@ -395,16 +404,28 @@ fn an_event_delivered_many_times_at_once_takes_effect_once() {
     assert_eq!(jobs(), 1, "no further job");
 }
 
+/// The jobs waiting in the metadata database's outbox for `video`: (action, source).
+fn outbox(state: &std::path::Path, video: &str) -> Vec<(String, String)> {
+    let db = rusqlite::Connection::open(state.join("sqlite_db.db")).unwrap();
+    let mut statement = db
+        .prepare("SELECT action, source FROM job_outbox WHERE video_id = ? ORDER BY id")
+        .unwrap();
+    statement
+        .query_map([video], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 #[test]
-fn an_event_that_fails_half_way_leaves_nothing_and_its_retry_applies() {
+fn a_job_the_queue_refuses_waits_in_the_outbox_and_goes_with_the_redelivery() {
     let mut app = app();
     let id = create_video(&app);
     let uploaded = json!({"id": "ev-upload", "type": "upload.completed", "video_id": id,
                           "data": {"size": 10, "source": format!("sources/{id}")}})
     .to_string();
-    // The queue is down: the video was already moved to `queued` in the transaction when the
-    // append fails, and that move is rolled back with the rest.
-    // (The connection ends with the server; its error is the expected outcome.)
+    // The queue is down. (The connection ends with the server; its error is the expected
+    // outcome.)
     let _ = redis::cmd("SHUTDOWN")
         .arg("NOSAVE")
         .query::<()>(&mut app.redis.conn());
@@ -414,14 +435,110 @@ fn an_event_that_fails_half_way_leaves_nothing_and_its_retry_applies() {
         body["code"].is_string() && body["error"].is_string(),
         "{body}"
     );
-    assert_eq!(video(&app, &id)["status"], "awaiting_upload");
-    // The event was not recorded: its retry, once the queue is back, applies it.
+    // The event took effect and its job is kept for the queue.
+    assert_eq!(video(&app, &id)["status"], "queued");
+    assert_eq!(
+        outbox(app._state.path(), &id),
+        [("transcode".to_string(), format!("sources/{id}"))]
+    );
+    // Still down: a re-delivery finds the event applied, and is refused again, the job kept.
+    let (status, body) = deliver(&app, &uploaded, &signed(now(), &uploaded));
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(outbox(app._state.path(), &id).len(), 1);
+
+    // The queue is back: the next re-delivery hands the job over, once.
     app.redis.restart();
     let (status, body) = deliver(&app, &uploaded, &signed(now(), &uploaded));
     assert_eq!(
         (status, body["status"].clone()),
-        (200, json!("applied")),
+        (200, json!("duplicate")),
         "{body}"
     );
-    assert_eq!(video(&app, &id)["status"], "queued");
+    let jobs = |app: &App| -> Vec<redis::Value> {
+        redis::cmd("XRANGE")
+            .arg("streamgate:jobs")
+            .arg("-")
+            .arg("+")
+            .query(&mut app.redis.conn())
+            .unwrap()
+    };
+    assert_eq!(jobs(&app).len(), 1, "one transcode job: {:?}", jobs(&app));
+    assert!(
+        format!("{:?}", jobs(&app)).contains(&format!("sources/{id}")),
+        "{:?}",
+        jobs(&app)
+    );
+    assert!(outbox(app._state.path(), &id).is_empty());
+    let (status, _) = deliver(&app, &uploaded, &signed(now(), &uploaded));
+    assert_eq!(status, 200);
+    assert_eq!(jobs(&app).len(), 1, "no second job for the same upload");
+}
+
+#[test]
+fn a_queue_that_never_answers_holds_up_no_other_request() {
+    // Fault injection: a "Redis" that accepts connections and never answers, which a real
+    // redis-server cannot be made to do on demand. The queue call waits on it until the
+    // host's request deadline.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>> = Default::default();
+    {
+        let held = held.clone();
+        std::thread::spawn(move || {
+            for stream in silent.incoming().flatten() {
+                held.lock().unwrap().push(stream);
+            }
+        });
+    }
+    let state = tempfile::tempdir().unwrap();
+    let host = HostConfig::new("spin.toml", state.path())
+        .var("session_secret", SESSION_SECRET)
+        .var("events_secret", EVENTS_SECRET)
+        .var(
+            "playback_secret",
+            "events-test-playback-secret-0123456789abc",
+        )
+        .var("redis_address", format!("redis://127.0.0.1:{port}"))
+        .var("redis_host", format!("127.0.0.1:{port}"))
+        .args(&["--request-timeout-secs", "8"])
+        .start();
+    let app = App {
+        host,
+        redis: Redis::start(),
+        _state: state,
+    };
+    let id = create_video(&app);
+    let uploaded = json!({"id": "ev-upload", "type": "upload.completed", "video_id": id,
+                          "data": {"size": 10, "source": format!("sources/{id}")}})
+    .to_string();
+    std::thread::scope(|scope| {
+        let delivery = scope.spawn(|| deliver(&app, &uploaded, &signed(now(), &uploaded)));
+        // Wait until the queue call is under way.
+        let started = Instant::now();
+        while held.lock().unwrap().is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the queue was never called"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        // Meanwhile the app's SQL is free: the list and the video answer at once, and the
+        // event has taken effect.
+        let asked = Instant::now();
+        let list = app.host.get("/api/v1/videos");
+        assert_eq!(list.status, 200);
+        let queued = video(&app, &id);
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "reads waited {:?} on the queue call",
+            asked.elapsed()
+        );
+        assert_eq!(queued["status"], "queued");
+        assert!(!delivery.is_finished(), "the queue call was still hanging");
+        let (status, body) = delivery.join().unwrap();
+        assert!(status >= 500, "{status} {body}");
+        assert!(body["code"].is_string(), "{body}");
+    });
+    assert_eq!(outbox(app._state.path(), &id).len(), 1, "the job is kept");
 }
