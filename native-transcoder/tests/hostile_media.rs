@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use common::*;
 use redis::Commands;
-use serde_json::Value;
 
 const STREAM: &str = "streamgate:jobs";
 const DEAD: &str = "streamgate:jobs:dead";
@@ -199,21 +198,7 @@ fn uploads_that_name_other_files_or_are_not_allowed_containers_fail_without_read
     wait_until(
         "every job to be acknowledged",
         Duration::from_secs(10),
-        || {
-            let pending: Value = redis::cmd("XPENDING")
-                .arg(STREAM)
-                .arg("transcoders")
-                .query::<redis::Value>(&mut redis.conn())
-                .map(|v| match v {
-                    redis::Value::Array(items) => match items.first() {
-                        Some(redis::Value::Int(n)) => Value::from(*n),
-                        _ => Value::Null,
-                    },
-                    _ => Value::Null,
-                })
-                .unwrap();
-            (pending == 0).then_some(())
-        },
+        || (redis.pending(STREAM, "transcoders") == 0).then_some(()),
     );
     assert!(receiver.of_type("transcode.completed").is_empty());
     assert!(receiver.of_type("transcode.started").len() <= videos.len());

@@ -30,22 +30,6 @@ fn enqueue(redis: &Redis, video: &str, source: &str) -> String {
         .unwrap()
 }
 
-fn pending(redis: &Redis) -> i64 {
-    let reply: Value = redis::cmd("XPENDING")
-        .arg(STREAM)
-        .arg("transcoders")
-        .query::<redis::Value>(&mut redis.conn())
-        .map(|v| match v {
-            redis::Value::Array(items) => match items.first() {
-                Some(redis::Value::Int(n)) => Value::from(*n),
-                _ => Value::Null,
-            },
-            _ => Value::Null,
-        })
-        .unwrap();
-    reply.as_i64().unwrap_or(0)
-}
-
 /// Checks a published ladder against the completed event: files exist, every segment decodes,
 /// durations add up to the clip.
 fn check_ladder(media: &Path, video: &str, event: &Value, clip_secs: f64, audio: bool) {
@@ -168,7 +152,7 @@ fn a_job_becomes_a_playable_ladder_and_is_acknowledged() {
     assert_eq!(names, ["360p", "240p"], "no rung above the source");
     assert_eq!(done["data"]["renditions"][1]["width"], 426);
     wait_until("the job to be acknowledged", Duration::from_secs(5), || {
-        (pending(&redis) == 0).then_some(())
+        (redis.pending(STREAM, "transcoders") == 0).then_some(())
     });
 
     // The same job again (a crash between publishing and XACK looks like this): announced
@@ -223,7 +207,7 @@ fn a_text_file_fails_with_a_fixed_reason() {
     let error = failed["data"]["error"].as_str().unwrap();
     assert!(error.contains("not in a supported container"), "{error}");
     wait_until("the job to be acknowledged", Duration::from_secs(5), || {
-        (pending(&redis) == 0).then_some(())
+        (redis.pending(STREAM, "transcoders") == 0).then_some(())
     });
     assert!(!media.join("media").join(video).exists());
     let dead: i64 = redis.conn().xlen("streamgate:jobs:dead").unwrap();
@@ -267,7 +251,11 @@ fn a_worker_killed_mid_encode_is_replaced_and_the_job_completes_once() {
             .starts_with(".tmp-")),
         "the dead worker left its work directory"
     );
-    assert_eq!(pending(&redis), 1, "the job is still pending");
+    assert_eq!(
+        redis.pending(STREAM, "transcoders"),
+        1,
+        "the job is still pending"
+    );
 
     let _second = start_worker(media, &redis, &receiver.url(), CLAIM);
     let done = receiver.wait_for("transcode.completed", video, Duration::from_secs(120));
@@ -280,7 +268,7 @@ fn a_worker_killed_mid_encode_is_replaced_and_the_job_completes_once() {
     check_ladder(media, video, &done, 12.0, true);
     assert_eq!(receiver.of_type("transcode.completed").len(), 1);
     wait_until("the job to be acknowledged", Duration::from_secs(5), || {
-        (pending(&redis) == 0).then_some(())
+        (redis.pending(STREAM, "transcoders") == 0).then_some(())
     });
 }
 
@@ -330,7 +318,7 @@ fn a_job_failing_three_times_is_dead_lettered() {
         error.contains("gave up after 3 attempts") && error.contains("cannot be read"),
         "{error}"
     );
-    assert_eq!(pending(&redis), 0);
+    assert_eq!(redis.pending(STREAM, "transcoders"), 0);
 }
 
 #[test]
@@ -438,7 +426,7 @@ fn sigterm_while_the_app_is_unreachable_stops_within_the_grace_and_leaves_the_jo
         "SIGTERM ends the worker within its grace even though the app never answers"
     );
     assert_eq!(
-        pending(&redis),
+        redis.pending(STREAM, "transcoders"),
         1,
         "not acknowledged: the failure was never delivered, so the job must run again"
     );
@@ -450,7 +438,7 @@ fn sigterm_while_the_app_is_unreachable_stops_within_the_grace_and_leaves_the_jo
     wait_until(
         "the job to be acknowledged",
         Duration::from_secs(10),
-        || (pending(&redis) == 0).then_some(()),
+        || (redis.pending(STREAM, "transcoders") == 0).then_some(()),
     );
     let dead: i64 = redis.conn().xlen("streamgate:jobs:dead").unwrap();
     assert_eq!(
@@ -488,7 +476,7 @@ fn a_delete_job_removes_the_media_and_is_acknowledged() {
                 .unwrap()
                 .iter()
                 .any(|e| e["type"] == "media.deleted");
-            (attempted && pending(&redis) == 0).then_some(())
+            (attempted && redis.pending(STREAM, "transcoders") == 0).then_some(())
         },
     );
     assert!(!media.join("media").join(video).exists());

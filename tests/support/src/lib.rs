@@ -185,6 +185,23 @@ impl Redis {
     pub fn conn(&self) -> redis::Connection {
         self.client().get_connection().expect("a redis connection")
     }
+
+    /// How many entries of `stream` the consumer group `group` has read and not acknowledged
+    /// (the count of `XPENDING`'s summary form; 0 when the reply has no count).
+    pub fn pending(&self, stream: &str, group: &str) -> i64 {
+        let reply = redis::cmd("XPENDING")
+            .arg(stream)
+            .arg(group)
+            .query::<redis::Value>(&mut self.conn())
+            .expect("XPENDING");
+        match reply {
+            redis::Value::Array(items) => match items.first() {
+                Some(redis::Value::Int(n)) => *n,
+                _ => 0,
+            },
+            _ => 0,
+        }
+    }
 }
 
 impl Drop for Redis {
