@@ -357,29 +357,16 @@ impl Media {
                  (or SPIN_VARIABLE_PLAYBACK_SECRET)",
             ));
         };
-        let token = query
-            .and_then(|q| {
-                form_urlencoded::parse(q.as_bytes())
-                    .find(|(k, _)| k == "hdnts")
-                    .map(|(_, v)| v.into_owned())
-            })
-            .unwrap_or_default();
-        let refuse = |code: &'static str, why: String| Err(ApiError::new(403, code, why));
-        // The ACL's segment-boundary rule is edge_token's own (one video's token never opens
-        // another whose id it prefixes). The token was signed on another machine: allow skew.
-        match edge_token::verify_with_leeway(
-            &token,
+        // The token was signed on another machine: allow skew.
+        check_edge_token(
+            query,
+            "hdnts",
             &keys.refs(),
             path,
-            now_unix(),
             self.leeway_secs,
-        ) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                crate::metrics::METRICS.token_refused("media", e.code());
-                refuse(e.code(), format!("media refused: {e}"))
-            }
-        }
+            "media",
+        )
+        .map(|_| ())
     }
 
     async fn open(
@@ -501,6 +488,31 @@ impl Media {
         };
         Ok(b.body(body.boxed()).expect("valid response"))
     }
+}
+
+/// The edge token in the query parameter `param` (missing = empty), checked against `path` under
+/// `keys` with `leeway_secs` of clock skew; a refusal is counted under `kind` (`media`,
+/// `upload`) and answers 403 with the token error's code. The ACL's segment-boundary rule is
+/// edge_token's own (one video's token never opens another whose id it prefixes).
+pub(crate) fn check_edge_token(
+    query: Option<&str>,
+    param: &str,
+    keys: &[&[u8]],
+    path: &str,
+    leeway_secs: i64,
+    kind: &'static str,
+) -> Result<edge_token::EdgeToken, ApiError> {
+    let token = query
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == param)
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default();
+    edge_token::verify_with_leeway(&token, keys, path, now_unix(), leeway_secs).map_err(|e| {
+        crate::metrics::METRICS.token_refused(kind, e.code());
+        ApiError::new(403, e.code(), format!("{kind} refused: {e}"))
+    })
 }
 
 #[cfg(test)]

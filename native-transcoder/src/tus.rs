@@ -16,7 +16,7 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 use hyper::body::{Body as _, Incoming};
 use serde::{Deserialize, Serialize};
 use streamgate_core::api_error::ApiError;
-use streamgate_core::edge_token::{self, EdgeToken};
+use streamgate_core::edge_token::EdgeToken;
 use tokio::io::AsyncWriteExt;
 
 use crate::config::{self, now_unix, Keys};
@@ -247,25 +247,15 @@ impl Uploads {
     }
 
     fn check_token(&self, req: &Request<Incoming>, path: &str) -> Result<EdgeToken, ApiError> {
-        let token = req
-            .uri()
-            .query()
-            .and_then(|q| {
-                form_urlencoded::parse(q.as_bytes())
-                    .find(|(k, _)| k == "token")
-                    .map(|(_, v)| v.into_owned())
-            })
-            .unwrap_or_default();
-        let refuse = |code: &'static str, why: String| Err(ApiError::new(403, code, why));
-        // The ACL's segment-boundary rule is edge_token's own (one video's token never opens
-        // another whose id it prefixes).
-        match edge_token::verify(&token, &self.keys.upload_refs(), path, now_unix()) {
-            Ok(token) => Ok(token),
-            Err(e) => {
-                crate::metrics::METRICS.token_refused("upload", e.code());
-                refuse(e.code(), format!("upload refused: {e}"))
-            }
-        }
+        // No clock-skew leeway for upload URLs (--token-leeway-secs is the media origin's).
+        crate::media::check_edge_token(
+            req.uri().query(),
+            "token",
+            &self.keys.upload_refs(),
+            path,
+            0,
+            "upload",
+        )
     }
 
     async fn lock(&self, video: &str) -> Result<Held, ApiError> {
