@@ -325,7 +325,9 @@ fn list(request: &ApiRequest) -> Result<Response, ApiError> {
         items.iter_mut().for_each(store::Video::hide_owner_details);
     }
     let media_base = media_base_url();
-    items.iter_mut().for_each(|v| v.with_public_poster(&media_base));
+    items
+        .iter_mut()
+        .for_each(|v| v.with_public_poster(&media_base));
     let next_cursor = more
         .then(|| {
             items
