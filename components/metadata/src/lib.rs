@@ -26,7 +26,7 @@ const MAX_DESCRIPTION_CHARS: usize = 5000;
 #[http_component]
 async fn handle(req: IncomingRequest) -> Response {
     let head = ApiRequest::head(&req);
-    let limit = if head.path.trim_end_matches('/') == "/internal/v1/events" {
+    let limit = if head.path == "/internal/v1/events" {
         // Before a byte of the body: a request whose signature header can never verify is
         // refused here, so an unsigned caller cannot make the app read an event-sized body.
         if let Err(e) = events::check_header(&head) {
@@ -41,8 +41,13 @@ async fn handle(req: IncomingRequest) -> Response {
         Err(e) => return response::error(&e),
     };
     let path = request.path.clone();
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
     let outcome = match (&request.method, segments.as_slice()) {
+        // Paths are as documented (docs/openapi.yaml), without a trailing slash: `videos/` is
+        // not the list, nor a video with an empty id.
+        _ if path.ends_with('/') => Err(ApiError::not_found(format!(
+            "no such endpoint: `{path}` (paths take no trailing slash)"
+        ))),
         (Method::Post, ["api", "v1", "videos"]) => create(&request),
         (Method::Get, ["api", "v1", "videos"]) => list(&request),
         (Method::Get, ["api", "v1", "videos", id]) => get(&request, id),
@@ -239,11 +244,12 @@ fn media_base_url() -> String {
     config::get("media_base_url").unwrap_or_default()
 }
 
-fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name && !v.is_empty()).then_some(v)
-    })
+/// The first non-empty value of `name`, percent-decoded (and `+` as a space) as a browser's
+/// `URLSearchParams` or a form encodes it: `owner=0x%41…` is `owner=0xA…`.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, v)| k == name && !v.is_empty())
+        .map(|(_, v)| v.into_owned())
 }
 
 #[derive(Serialize)]
@@ -269,7 +275,7 @@ fn list(request: &ApiRequest) -> Result<Response, ApiError> {
         .transpose()?;
     let status = query_param(q, "status")
         .map(|s| {
-            VideoStatus::parse(s).ok_or_else(|| {
+            VideoStatus::parse(&s).ok_or_else(|| {
                 ApiError::new(
                     400,
                     "invalid_query",
@@ -289,7 +295,7 @@ fn list(request: &ApiRequest) -> Result<Response, ApiError> {
             })?,
     };
     let after = query_param(q, "cursor")
-        .map(video::decode_cursor)
+        .map(|cursor| video::decode_cursor(&cursor))
         .transpose()?;
     // Videos that are not ready are their owner's alone: listed only to the owner, signed in,
     // asking for their own (`owner=` their address). Everyone else lists ready videos; asking

@@ -743,6 +743,60 @@ fn lists_page_with_cursors_and_filter() {
 }
 
 #[test]
+fn list_query_values_are_percent_decoded_and_a_trailing_slash_is_no_route() {
+    let app = app();
+    let id = app.create(ALICE, "Encoded")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.create(BOB, "Not hers");
+    // Every byte escaped, as a client that encodes everything sends it.
+    let escaped = |text: &str| -> String { text.bytes().map(|b| format!("%{b:02X}")).collect() };
+    assert_eq!(
+        app.list_ids(
+            &format!(
+                "owner={}&status={}",
+                escaped(ALICE),
+                escaped("awaiting_upload")
+            ),
+            Some(ALICE)
+        ),
+        Ok(vec![id.clone()])
+    );
+    assert_eq!(
+        app.list_ids("limit=%32", Some(ALICE)).map(|ids| ids.len()),
+        Ok(0),
+        "nothing is ready"
+    );
+    // Decoded, a bad value is still a clear 400.
+    let (status, body) = app.list_ids("owner=0x%ZZ", None).unwrap_err();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+
+    // Paths are as documented: with a trailing slash they are no route (JSON 404), not the
+    // list or a video with an empty id.
+    for (method, path) in [
+        ("GET", "/api/v1/videos/".to_string()),
+        ("POST", "/api/v1/videos/".to_string()),
+        ("GET", format!("/api/v1/videos/{id}/")),
+        ("DELETE", format!("/api/v1/videos/{id}/")),
+    ] {
+        let reply = app.call(method, &path, Some(ALICE), None);
+        assert_eq!(reply.status, 404, "{method} {path}: {}", reply.body);
+        assert_eq!(reply.json()["code"], "not_found", "{method} {path}");
+        assert!(reply.json()["error"].is_string(), "{method} {path}");
+    }
+    // The video is still there.
+    assert_eq!(
+        app.call("GET", &format!("/api/v1/videos/{id}"), Some(ALICE), None)
+            .status,
+        200
+    );
+}
+
+#[test]
 fn a_wallet_may_have_only_so_many_videos_awaiting_upload() {
     let app = app_with(&[("max_pending_uploads_per_wallet", "2")]);
     let first = app.created_id(ALICE, "One");
