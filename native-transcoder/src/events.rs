@@ -116,8 +116,7 @@ impl EventSender {
                 }
                 Ok((status, text)) if is_permanent(status) => {
                     METRICS.event_delivery(&event.kind, "rejected");
-                    tracing::error!(event = %event.id, kind = %event.kind, %status, body = %text,
-                        "the events endpoint refused the event; not retrying");
+                    log_rejection(event, status, &text);
                     return Delivery::Rejected(status.as_u16(), text);
                 }
                 Ok((status, text)) => {
@@ -135,6 +134,27 @@ impl EventSender {
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
+}
+
+/// A 404 is the app saying the video no longer exists: deleted while its media was being
+/// made or removed. For `media.deleted` that is the expected answer (the app deletes the video
+/// first, then queues the removal of its media), and for the other events a deletion that
+/// overtook them; neither is a fault of this side or the app's, so neither is an ERROR an
+/// operator would chase. Any other refusal for good is.
+fn log_rejection(event: &Event, status: StatusCode, text: &str) {
+    if status == StatusCode::NOT_FOUND {
+        let reason = "the video no longer exists (deleted in the meantime); nothing to apply";
+        if event.kind == "media.deleted" {
+            tracing::info!(event = %event.id, kind = %event.kind, %status, body = %text, reason,
+                "the app has already forgotten the deleted video; not retrying");
+        } else {
+            tracing::warn!(event = %event.id, kind = %event.kind, %status, body = %text, reason,
+                "the events endpoint refused the event; not retrying");
+        }
+        return;
+    }
+    tracing::error!(event = %event.id, kind = %event.kind, %status, body = %text,
+        "the events endpoint refused the event; not retrying");
 }
 
 fn is_permanent(status: StatusCode) -> bool {
@@ -254,4 +274,124 @@ fn file_safe(id: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Where the test's tracing subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    /// An events endpoint answering every event `status` with the app's error shape, as the
+    /// worker tests' receiver does (the app itself needs the Spin host).
+    fn endpoint_answering(status: u16) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/internal/v1/events",
+            listener.local_addr().unwrap()
+        );
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The head, then as much body as it announces.
+                loop {
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |l| l.trim().parse().unwrap());
+                    if seen.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+                let body = r#"{"error":"no video `v1`","code":"not_found"}"#;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        url
+    }
+
+    /// Delivers one `kind` event to an endpoint answering `status`; what was logged.
+    fn logged(kind: &str, status: u16) -> String {
+        let url = endpoint_answering(status);
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(captured.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        let outcome = tracing::subscriber::with_default(subscriber, || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    let sender = EventSender::new(&url, [7; 32]).unwrap();
+                    let event =
+                        Event::new(format!("{kind}:v1:1"), kind, "v1", serde_json::json!({}));
+                    sender.deliver(&event).await
+                })
+        });
+        assert!(
+            matches!(outcome, Delivery::Rejected(s, _) if s == status),
+            "{outcome:?}"
+        );
+        let log = captured.0.lock().unwrap().clone();
+        String::from_utf8(log).unwrap()
+    }
+
+    /// The level of the line that gives the reason a video is gone, if one does.
+    fn reason_level(log: &str) -> Option<&str> {
+        log.lines()
+            .find(|line| line.contains("no longer exists"))
+            .and_then(|line| line.split_whitespace().nth(1))
+    }
+
+    #[test]
+    fn a_404_for_a_video_that_is_gone_is_no_error_and_says_why() {
+        let log = logged("media.deleted", 404);
+        assert!(!log.contains("ERROR"), "{log}");
+        assert_eq!(reason_level(&log), Some("INFO"), "{log}");
+
+        let log = logged("transcode.completed", 404);
+        assert!(!log.contains("ERROR"), "{log}");
+        assert_eq!(reason_level(&log), Some("WARN"), "{log}");
+
+        // Any other refusal for good is still an error.
+        let log = logged("transcode.completed", 422);
+        assert!(log.contains("ERROR"), "{log}");
+    }
 }
