@@ -10,11 +10,12 @@ mod wallet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use alloy_primitives::Address;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
+use streamgate_core::now;
 use streamgate_core::siwe::{rfc3339_utc, SiweMessage, Timestamp};
 use streamgate_core::video::{GateRule, TokenStandard};
 
@@ -371,13 +372,6 @@ impl Ctx<'_> {
             Err(e) => Err(e),
         }
     }
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn normalise_api(url: String) -> Result<String> {

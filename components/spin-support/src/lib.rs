@@ -14,12 +14,7 @@ pub mod session;
 pub mod video_schema;
 
 /// Seconds since the Unix epoch, from the host's wall clock.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
+pub use streamgate_core::now;
 
 /// `N` bytes from the host's secure random source (wasi:random).
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], streamgate_core::api_error::ApiError> {

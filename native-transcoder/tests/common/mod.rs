@@ -17,12 +17,7 @@ pub use test_support::{wait_until, Redis};
 pub const SECRET: &str = "test-events-secret-0123456789abcdef";
 pub const OLD_SECRET: &str = "old-events-secret-0123456789abcdef";
 
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
+pub use streamgate_core::now;
 
 /// The wallet test upload URLs are issued to.
 pub const OWNER: &str = "0x1111111111111111111111111111111111111111";

@@ -31,6 +31,7 @@ fn host_binary() -> PathBuf {
     path
 }
 
+pub use streamgate_core::now;
 pub use test_support::{free_port, Redis};
 
 /// How to start the host.

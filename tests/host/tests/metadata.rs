@@ -72,13 +72,6 @@ fn token_at(address: &str, issued: i64, lifetime: i64) -> String {
     .token
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 impl App {
     /// A call as `who` (a fresh session of that wallet) or anonymous.
     fn call(&self, method: &str, path: &str, who: Option<&str>, body: Option<Value>) -> Reply {

@@ -12,13 +12,6 @@ const SESSION_SECRET: &str = "queue-auth-test-session-secret-0123456789";
 const EVENTS_SECRET: &str = "queue-auth-test-events-secret-0123456789";
 const ALICE: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 fn token(address: &str) -> String {
     let keys = session::SessionKeys::from_config(SESSION_SECRET, None).unwrap();
     let now = now();

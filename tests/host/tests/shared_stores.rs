@@ -156,13 +156,6 @@ fn send(
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 #[test]
 fn a_session_revoked_through_one_host_is_refused_by_the_other() {
     let p = pair();
