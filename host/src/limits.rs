@@ -45,6 +45,12 @@ pub struct Limits {
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_idle_timeout_secs: u64,
 
+    /// KiB a request head (request line and headers) may take; a larger one is answered 431
+    /// by hyper itself (empty body) and the connection closed. Without it hyper's read buffer
+    /// (about 400 KB) was the only bound.
+    #[arg(long, value_name = "KIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub max_request_head_kib: u64,
+
     /// Seconds an outbound HTTP request may take to connect, when the guest sets no
     /// `connect-timeout` of its own.
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
@@ -89,6 +95,10 @@ impl Limits {
 
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_secs(self.header_read_timeout_secs)
+    }
+
+    pub fn max_request_head(&self) -> usize {
+        (self.max_request_head_kib as usize) << 10
     }
 
     pub fn body_idle_timeout(&self) -> Duration {

@@ -81,7 +81,8 @@ pub async fn serve(
     // keep-alive connection left idle between requests.
     http.keep_alive(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(server.limits.header_read_timeout());
+        .header_read_timeout(server.limits.header_read_timeout())
+        .max_header_size(server.limits.max_request_head());
     // For a client over its connection cap: one answer, then the connection closes.
     let mut refuse = http.clone();
     refuse.keep_alive(false);

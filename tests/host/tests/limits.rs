@@ -397,3 +397,48 @@ fn an_upstream_that_stalls_fails_the_guests_call_within_the_outbound_timeouts() 
         );
     }
 }
+
+/// Sends `GET /exact` with one header of `bytes` bytes (written from another thread, since the
+/// host may answer and close before reading it all); the status line of the answer.
+fn status_line_for_a_header_of(host: &Host, bytes: usize) -> String {
+    let mut stream = TcpStream::connect(host.addr).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let request = format!(
+        "GET /exact HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(bytes)
+    );
+    let sender = std::thread::spawn(move || {
+        let _ = writer.write_all(request.as_bytes());
+    });
+    let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(10));
+    let _ = sender.join();
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_request_head_over_the_limit_is_answered_431_and_closed() {
+    let state = tempfile::tempdir().unwrap();
+    let host = probe_with(state.path(), &[]);
+    // The default is 64 KiB: a head just under it is served, the 200 KB header that was
+    // accepted before is not.
+    assert_eq!(
+        status_line_for_a_header_of(&host, 63 * 1024),
+        "HTTP/1.1 200 OK"
+    );
+    assert_eq!(
+        status_line_for_a_header_of(&host, 200 * 1000),
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+    assert_eq!(host.get("/exact").status, 200, "the host keeps serving");
+
+    let state = tempfile::tempdir().unwrap();
+    let host = probe_with(state.path(), &["--max-request-head-kib", "8"]);
+    assert_eq!(
+        status_line_for_a_header_of(&host, 7 * 1024),
+        "HTTP/1.1 200 OK"
+    );
+    assert_eq!(
+        status_line_for_a_header_of(&host, 9 * 1024),
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+}
