@@ -29,6 +29,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::ops::Range;
 
+use ipnet::IpNet;
 use url::{Host, Url};
 
 use crate::variables::{Resolver, Template, VariableError};
@@ -363,10 +364,7 @@ enum PortSpec {
 
 /// An IP network with its host bits cleared (`ip_network::IpNetwork::from_str_truncate`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
+struct Cidr(IpNet);
 
 /// Builds an error carrying Spin's context chain as one message.
 fn invalid(entry: &str, reason: impl fmt::Display) -> AllowedHostsError {
@@ -578,35 +576,13 @@ impl Cidr {
         }
         let ip: IpAddr = ip.parse().ok()?;
         let prefix: u8 = prefix.parse().ok()?;
-        let network = match ip {
-            IpAddr::V4(v4) if prefix <= 32 => IpAddr::V4((u32::from(v4) & mask_u32(prefix)).into()),
-            IpAddr::V6(v6) if prefix <= 128 => {
-                IpAddr::V6((u128::from(v6) & mask_u128(prefix)).into())
-            }
-            _ => return None,
-        };
-        Some(Self { network, prefix })
+        Some(Self(IpNet::new(ip, prefix).ok()?.trunc()))
     }
 
+    /// False for an address of the other family.
     fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                u32::from(ip) & mask_u32(self.prefix) == u32::from(net)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                u128::from(ip) & mask_u128(self.prefix) == u128::from(net)
-            }
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
-}
-
-fn mask_u32(prefix: u8) -> u32 {
-    u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
-}
-
-fn mask_u128(prefix: u8) -> u128 {
-    u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
 }
 
 /// The default port Spin assumes for a scheme when an entry or a destination has none.
