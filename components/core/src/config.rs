@@ -2,23 +2,15 @@
 //! error that names the variable and says what a valid value looks like.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use crate::rate_limit::Limit;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("variable `{variable}`: {problem}")]
 pub struct ConfigError {
     pub variable: &'static str,
     pub problem: String,
 }
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "variable `{}`: {}", self.variable, self.problem)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 impl From<ConfigError> for crate::api_error::ApiError {
     fn from(e: ConfigError) -> Self {

@@ -6,8 +6,6 @@
 //! `hmac`/`sha2` crates'. One difference from Akamai's reference: the key is used as given
 //! (bytes), not hex-decoded; configure the CDN with the hex of the same bytes.
 
-use std::fmt;
-
 use crate::keys::{hmac_sha256, hmac_sha256_verify};
 
 /// Largest token looked at.
@@ -21,31 +19,22 @@ pub struct EdgeToken {
     pub data: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
+    #[error("no token: the URL must carry its signed token")]
     Missing,
+    #[error("the token is malformed: {0}")]
     Malformed(&'static str),
+    #[error("the token's signature is not valid")]
     BadSignature,
+    #[error("the token is not valid yet")]
     NotYetValid,
+    #[error("the token has expired")]
     Expired,
     /// The token is genuine but does not cover this path (e.g. another video's token).
+    #[error("the token does not cover this path")]
     PathNotCovered,
 }
-
-impl fmt::Display for TokenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Missing => write!(f, "no token: the URL must carry its signed token"),
-            Self::Malformed(why) => write!(f, "the token is malformed: {why}"),
-            Self::BadSignature => write!(f, "the token's signature is not valid"),
-            Self::NotYetValid => write!(f, "the token is not valid yet"),
-            Self::Expired => write!(f, "the token has expired"),
-            Self::PathNotCovered => write!(f, "the token does not cover this path"),
-        }
-    }
-}
-
-impl std::error::Error for TokenError {}
 
 impl TokenError {
     pub fn code(&self) -> &'static str {

@@ -7,8 +7,6 @@
 //! `r || s || v` layout with `v` in {27, 28} or {0, 1}, and the EIP-2 rejection of high-s
 //! signatures (k256 recovers from a high-s signature without complaint).
 
-use std::fmt;
-
 use alloy_primitives::{eip191_hash_message, hex, Address, B256};
 use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
 
@@ -17,43 +15,34 @@ use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
 /// not this large.
 pub const MAX_SIGNATURE_BYTES: usize = 16 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     /// Not `0x` followed by an even number of hex digits.
+    #[error("it must be 0x followed by an even number of hex digits")]
     NotHex,
+    #[error("it is empty")]
     Empty,
+    #[error("it is longer than {} bytes", MAX_SIGNATURE_BYTES)]
     TooLong,
     /// An ECDSA signature is 65 bytes.
+    #[error("an ECDSA signature has 65 bytes, not {0}")]
     Length(usize),
     /// `v` is not 27, 28, 0 or 1.
+    #[error("v must be 27 or 28 (or 0 or 1), not {0}")]
     V(u8),
     /// `s` is in the upper half of the curve order (EIP-2).
+    #[error("s is not in the lower half of the curve order (EIP-2)")]
     HighS,
     /// `r` or `s` is zero or not below the curve order.
+    #[error("r or s is out of range")]
     Scalars,
     /// No public key corresponds to the signature.
+    #[error("no public key matches it")]
     Recovery,
     /// It ends with the ERC-6492 suffix, but the wrapper is not valid ABI.
+    #[error("its ERC-6492 wrapper is not valid ABI")]
     Erc6492,
 }
-
-impl fmt::Display for SignatureError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotHex => write!(f, "it must be 0x followed by an even number of hex digits"),
-            Self::Empty => write!(f, "it is empty"),
-            Self::TooLong => write!(f, "it is longer than {MAX_SIGNATURE_BYTES} bytes"),
-            Self::Length(n) => write!(f, "an ECDSA signature has 65 bytes, not {n}"),
-            Self::V(v) => write!(f, "v must be 27 or 28 (or 0 or 1), not {v}"),
-            Self::HighS => write!(f, "s is not in the lower half of the curve order (EIP-2)"),
-            Self::Scalars => write!(f, "r or s is out of range"),
-            Self::Recovery => write!(f, "no public key matches it"),
-            Self::Erc6492 => write!(f, "its ERC-6492 wrapper is not valid ABI"),
-        }
-    }
-}
-
-impl std::error::Error for SignatureError {}
 
 /// The EIP-191 version 0x45 digest that `personal_sign` signs.
 pub fn personal_sign_digest(message: &[u8]) -> B256 {

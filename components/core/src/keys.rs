@@ -3,8 +3,6 @@
 //! One configured secret may serve several token kinds (the Spin app and the native side share
 //! `events_secret`); a derived key per purpose makes a token of one kind useless as another.
 
-use std::fmt;
-
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
@@ -18,24 +16,13 @@ pub type HmacSha256 = Hmac<Sha256>;
 pub const MIN_SECRET_BYTES: usize = 32;
 
 /// A configured secret shorter than [`MIN_SECRET_BYTES`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{name}` needs at least {} bytes, it has {len}", MIN_SECRET_BYTES)]
 pub struct SecretTooShort {
     /// What the operator set: a Spin variable or an environment variable name.
     pub name: String,
     pub len: usize,
 }
-
-impl fmt::Display for SecretTooShort {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "`{}` needs at least {MIN_SECRET_BYTES} bytes, it has {}",
-            self.name, self.len
-        )
-    }
-}
-
-impl std::error::Error for SecretTooShort {}
 
 impl From<SecretTooShort> for ApiError {
     /// 503 `server_misconfigured` naming the variable, not its length (clients read this).

@@ -4,8 +4,6 @@
 //! The random bytes are injected (the component reads them from the host, e.g. `wasi:random`),
 //! so this module is pure. Storage (SQLite, single use, atomic burn) is the component's.
 
-use std::fmt;
-
 /// Random bytes per nonce.
 pub const NONCE_RANDOM_BYTES: usize = 16;
 /// Characters per nonce: ceil(128 / log2(62)) = 22.
@@ -28,25 +26,16 @@ pub fn generate_nonce(random: [u8; NONCE_RANDOM_BYTES]) -> String {
     out.iter().map(|&b| char::from(b)).collect()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum NonceError {
+    #[error("a nonce has {NONCE_LEN} characters, not {0}")]
     Length(usize),
+    #[error("a nonce has only letters and digits")]
     Character,
     /// 22 base62 digits can exceed 2^128; a nonce we issued never does.
+    #[error("not a nonce this service issued")]
     OutOfRange,
 }
-
-impl fmt::Display for NonceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Length(n) => write!(f, "a nonce has {NONCE_LEN} characters, not {n}"),
-            Self::Character => write!(f, "a nonce has only letters and digits"),
-            Self::OutOfRange => write!(f, "not a nonce this service issued"),
-        }
-    }
-}
-
-impl std::error::Error for NonceError {}
 
 /// Checks that a presented nonce has the exact form [`generate_nonce`] produces, before any
 /// database lookup. Returns the nonce unchanged.

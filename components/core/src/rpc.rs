@@ -6,38 +6,27 @@
 //! implementation simply does its work inside the `async fn`. Components are single-threaded,
 //! so no `Send` bound is asked of the futures.
 
-use std::fmt;
-
 use alloy_primitives::hex;
 pub use alloy_primitives::{Address, Bytes};
 use serde_json::{json, Value};
 
 /// Why a chain read failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RpcError {
     /// The request did not get an HTTP 200 JSON answer (connection, timeout, status, or no
     /// RPC URL configured for the chain).
+    #[error("chain RPC unreachable: {0}")]
     Transport(String),
     /// The node answered with a JSON-RPC error that is not a revert.
+    #[error("chain RPC error {code}: {message}")]
     Node { code: i64, message: String },
     /// The call reverted: the contract itself said no. Carries the revert data, if any.
+    #[error("the call reverted ({0})")]
     Reverted(Bytes),
     /// The body is not a JSON-RPC 2.0 response to our request.
+    #[error("chain RPC answer malformed: {0}")]
     Malformed(String),
 }
-
-impl fmt::Display for RpcError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Transport(why) => write!(f, "chain RPC unreachable: {why}"),
-            Self::Node { code, message } => write!(f, "chain RPC error {code}: {message}"),
-            Self::Reverted(data) => write!(f, "the call reverted ({data})"),
-            Self::Malformed(why) => write!(f, "chain RPC answer malformed: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for RpcError {}
 
 /// Read-only chain access for signature checks.
 #[allow(async_fn_in_trait)] // single-threaded Wasm components: no Send bound wanted

@@ -87,23 +87,11 @@ pub struct SessionKeys {
     pub previous: Option<SessionKey>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyConfigError {
+    #[error("a session secret needs at least {MIN_SECRET_BYTES} bytes, this one has {0}")]
     TooShort(usize),
 }
-
-impl fmt::Display for KeyConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::TooShort(n) => write!(
-                f,
-                "a session secret needs at least {MIN_SECRET_BYTES} bytes, this one has {n}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for KeyConfigError {}
 
 impl From<KeyConfigError> for ApiError {
     fn from(e: KeyConfigError) -> Self {
@@ -205,19 +193,27 @@ pub struct IssuedSession {
     pub session: Session,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
     /// 401 `missing_token`
+    #[error("sign in first: send Authorization: Bearer <token>")]
     MissingToken,
     /// 401 `invalid_token`: not `Bearer <jwt>`, not a JWT, wrong alg, bad HMAC, bad claims.
+    #[error("the session token is invalid: {0}")]
     InvalidToken(String),
     /// 401 `unknown_key`: signed with a key that is neither current nor previous.
+    #[error(
+        "the session token was signed with a key this service no longer accepts; sign in again"
+    )]
     UnknownKey,
     /// 401 `token_expired`
+    #[error("the session has expired; sign in again")]
     Expired,
     /// 401 `token_not_yet_valid`
+    #[error("the session token is not valid yet")]
     NotYetValid,
     /// 401 `token_revoked`: for the caller, after its revoked-jti lookup.
+    #[error("the session has been logged out; sign in again")]
     Revoked,
 }
 
@@ -236,24 +232,6 @@ impl SessionError {
         401
     }
 }
-
-impl fmt::Display for SessionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::MissingToken => write!(f, "sign in first: send Authorization: Bearer <token>"),
-            Self::InvalidToken(why) => write!(f, "the session token is invalid: {why}"),
-            Self::UnknownKey => write!(
-                f,
-                "the session token was signed with a key this service no longer accepts; sign in again"
-            ),
-            Self::Expired => write!(f, "the session has expired; sign in again"),
-            Self::NotYetValid => write!(f, "the session token is not valid yet"),
-            Self::Revoked => write!(f, "the session has been logged out; sign in again"),
-        }
-    }
-}
-
-impl std::error::Error for SessionError {}
 
 impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {

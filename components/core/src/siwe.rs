@@ -241,35 +241,49 @@ impl fmt::Display for MessageError {
 }
 
 /// Every way a sign-in can fail, each mapped to one API code (see [`SiweError::code`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SiweError {
     /// 400 `invalid_message`
+    #[error("the sign-in message is malformed: {0}")]
     InvalidMessage(MessageError),
     /// 401 `domain_mismatch`
+    #[error("the message is for domain \"{found}\", but this service is \"{expected}\"")]
     DomainMismatch { expected: String, found: String },
     /// 401 `uri_mismatch`
+    #[error("the message URI \"{found}\" is not under this service's URI \"{expected}\"")]
     UriMismatch { expected: String, found: String },
     /// 422 `chain_not_supported`
+    #[error("chain id {0} is not supported here")]
     ChainNotSupported(u64),
     /// 401 `expired`
+    #[error("the message has expired")]
     Expired,
     /// 401 `not_yet_valid`
+    #[error("the message is not valid yet (Not Before)")]
     NotYetValid,
     /// 401 `issued_in_future`
+    #[error("the message's Issued At is in the future")]
     IssuedInFuture,
     /// 401 `nonce_unknown` (decided by storage, or by the nonce's format)
+    #[error("the nonce was not issued by this service or has expired")]
     NonceUnknown,
     /// 401 `nonce_used` (decided by storage)
+    #[error("the nonce has already been used")]
     NonceUsed,
     /// 401 `nonce_expired` (decided by storage): issued by us, but its lifetime has passed.
+    #[error("the nonce has expired; ask for a new one")]
     NonceExpired,
     /// 400 `invalid_signature`: the signature field is not usable at all.
+    #[error("the signature is malformed: {0}")]
     InvalidSignature(SignatureError),
     /// 401 `bad_signature`: well-formed, but neither the key nor the contract accepts it.
+    #[error("the signature is not valid for this address: {0}")]
     BadSignature(String),
     /// 422 `unsupported_signature`: e.g. an ERC-6492 signature of a wallet not yet deployed.
+    #[error("this kind of signature is not supported: {0}")]
     UnsupportedSignature(String),
     /// 503 `signature_check_unavailable`: the chain could not be asked (fails closed).
+    #[error("the signature could not be checked on chain right now, try again: {0}")]
     SignatureCheckUnavailable(String),
 }
 
@@ -314,44 +328,6 @@ impl SiweError {
         ApiError::new(self.status(), self.code(), self.to_string())
     }
 }
-
-impl fmt::Display for SiweError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidMessage(e) => write!(f, "the sign-in message is malformed: {e}"),
-            Self::DomainMismatch { expected, found } => write!(
-                f,
-                "the message is for domain \"{found}\", but this service is \"{expected}\""
-            ),
-            Self::UriMismatch { expected, found } => write!(
-                f,
-                "the message URI \"{found}\" is not under this service's URI \"{expected}\""
-            ),
-            Self::ChainNotSupported(id) => write!(f, "chain id {id} is not supported here"),
-            Self::Expired => write!(f, "the message has expired"),
-            Self::NotYetValid => write!(f, "the message is not valid yet (Not Before)"),
-            Self::IssuedInFuture => write!(f, "the message's Issued At is in the future"),
-            Self::NonceUnknown => {
-                write!(f, "the nonce was not issued by this service or has expired")
-            }
-            Self::NonceUsed => write!(f, "the nonce has already been used"),
-            Self::NonceExpired => write!(f, "the nonce has expired; ask for a new one"),
-            Self::InvalidSignature(e) => write!(f, "the signature is malformed: {e}"),
-            Self::BadSignature(why) => {
-                write!(f, "the signature is not valid for this address: {why}")
-            }
-            Self::UnsupportedSignature(why) => {
-                write!(f, "this kind of signature is not supported: {why}")
-            }
-            Self::SignatureCheckUnavailable(why) => write!(
-                f,
-                "the signature could not be checked on chain right now, try again: {why}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for SiweError {}
 
 impl From<SiweError> for ApiError {
     fn from(e: SiweError) -> Self {
