@@ -46,13 +46,6 @@ fn app() -> App {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 /// An answer read off a raw connection: status, body, and how long it took to come.
 struct Answer {
     status: u16,

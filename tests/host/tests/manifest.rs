@@ -12,13 +12,6 @@ use streamgate_core::edge_token::{self, EdgeToken};
 const PLAYBACK_SECRET: &str = "manifest-test-playback-secret-0123456789";
 const OWNER: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 fn token(video: &str) -> String {
     let t = EdgeToken {
         start: now() - 5,
