@@ -25,6 +25,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use ipnet::Ipv6Net;
+
 use crate::config::ConfigError;
 
 /// The request header in which Spin (and the embedded host) passes the connection's peer.
@@ -135,10 +137,7 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 pub fn bucket(ip: Option<IpAddr>) -> String {
     match ip.map(canonical) {
         Some(IpAddr::V4(v4)) => v4.to_string(),
-        Some(IpAddr::V6(v6)) => {
-            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-            format!("{}/64", Ipv6Addr::from(prefix))
-        }
+        Some(IpAddr::V6(v6)) => Ipv6Net::new_assert(v6, 64).trunc().to_string(),
         None => "unknown".to_string(),
     }
 }
