@@ -112,8 +112,8 @@ fn stream_len(redis: &Redis) -> i64 {
 }
 
 /// The queue refuses `address`: a delete and an upload's completion each answer 503
-/// `queue_unavailable` with Retry-After, naming neither the address nor its password, and leave
-/// the video as it was.
+/// `queue_unavailable` with Retry-After, naming neither the address nor its password; the delete
+/// leaves the video as it was, the completion is applied with its job kept in the outbox.
 fn assert_refused(host: &Host, redis: &Redis, secret_in_address: Option<&str>, what: &str) {
     let id = create(host);
 
@@ -146,10 +146,18 @@ fn assert_refused(host: &Host, redis: &Redis, secret_in_address: Option<&str>, w
         (503, &json!("queue_unavailable")),
         "{what}: {body}"
     );
+    // The event is applied and its job waits in the outbox (docs/pipeline.md): the sender's
+    // re-delivery hands it over once the queue takes it; until then it is refused the same way.
     assert_eq!(
         video_status(host, &id),
-        "awaiting_upload",
-        "{what}: not queued when the job was not"
+        "queued",
+        "{what}: the event is applied, its job kept in the outbox"
+    );
+    let (status, body) = event(host, &completed);
+    assert_eq!(
+        (status, &body["code"]),
+        (503, &json!("queue_unavailable")),
+        "{what}: a re-delivery cannot hand the job over either: {body}"
     );
     assert_eq!(stream_len(redis), 0, "{what}: no job reached the stream");
     assert!(!host.log().contains("panicked"), "{what}: {}", host.log());
