@@ -4,7 +4,7 @@
 //! `cargo run --release -p streamgate-core --example playlist_cost`; results in docs/benchmarks.md.
 use std::hint::black_box;
 use std::time::Instant;
-use streamgate_core::manifest::{self, Links};
+use streamgate_core::playlist::{self, Links};
 use streamgate_core::video::{AudioTrack, Rendition, Segment};
 
 fn segs(n: usize) -> Vec<Segment> {
@@ -77,18 +77,18 @@ fn main() {
             rs.len() + au.segments.len()
         });
         let media = time("render hls_media (360p)", iters, || {
-            manifest::hls_media(&r[0].init, &r[0].segments, &links).len()
+            playlist::hls_media(&r[0].init, &r[0].segments, &links).len()
         });
         let master = time("render hls_master", iters, || {
-            manifest::hls_master(&r, &a, token).len()
+            playlist::hls_master(&r, &a, token).len()
         });
         let mpd = time("render dash_mpd", iters, || {
-            manifest::dash_mpd(&r, &a, &links).len()
+            playlist::dash_mpd(&r, &a, &links).len()
         });
         let ph = "\u{0}TOKEN\u{0}";
         let cached_media =
-            manifest::hls_media(&r[0].init, &r[0].segments, &Links { token: ph, ..links });
-        let cached_mpd = manifest::dash_mpd(&r, &a, &Links { token: ph, ..links });
+            playlist::hls_media(&r[0].init, &r[0].segments, &Links { token: ph, ..links });
+        let cached_mpd = playlist::dash_mpd(&r, &a, &Links { token: ph, ..links });
         let sm = time("stamp cached hls_media (str::replace)", iters, || {
             cached_media.replace(ph, token).len()
         });

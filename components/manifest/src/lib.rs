@@ -9,7 +9,7 @@ use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 use streamgate_core::api_error::ApiError;
 use streamgate_core::edge_token::{self, ViewingPolicy};
-use streamgate_core::manifest::{self, Links};
+use streamgate_core::playlist::{self, Links};
 use streamgate_spin::playback_keys::PlaybackKeys;
 use streamgate_spin::request::ApiRequest;
 use streamgate_spin::{config, now, response, video_schema};
@@ -65,7 +65,7 @@ fn serve(request: &ApiRequest) -> Result<Response, ApiError> {
     };
 
     let (renditions, audio) = video_schema::ready_tracks(id)?;
-    let duration = manifest::duration_secs(&renditions, &audio);
+    let duration = playlist::duration_secs(&renditions, &audio);
     let viewing = edge_token::viewing_token(&presented, now, duration, policy);
     let token = edge_token::sign(&viewing, &keys.current);
     let token = token.as_str();
@@ -79,12 +79,12 @@ fn serve(request: &ApiRequest) -> Result<Response, ApiError> {
     let (content_type, body) = if *file == "master.m3u8" {
         (
             "application/vnd.apple.mpegurl",
-            manifest::hls_master(&renditions, &audio, token),
+            playlist::hls_master(&renditions, &audio, token),
         )
     } else if *file == "manifest.mpd" {
         (
             "application/dash+xml",
-            manifest::dash_mpd(&renditions, &audio, &links),
+            playlist::dash_mpd(&renditions, &audio, &links),
         )
     } else if let Some(name) = file.strip_suffix(".m3u8") {
         let (init, segments) = renditions
@@ -100,7 +100,7 @@ fn serve(request: &ApiRequest) -> Result<Response, ApiError> {
             .ok_or_else(|| ApiError::not_found(format!("no rendition or audio track `{name}`")))?;
         (
             "application/vnd.apple.mpegurl",
-            manifest::hls_media(init, segments, &links),
+            playlist::hls_media(init, segments, &links),
         )
     } else {
         return Err(ApiError::not_found("no such stream resource"));
