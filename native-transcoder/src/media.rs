@@ -24,13 +24,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::UNIX_EPOCH;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
 use streamgate_core::api_error::ApiError;
 use streamgate_core::edge_token;
-use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
+use tokio::io::AsyncSeekExt;
 
 use crate::config::{now_unix, PlaybackKeys};
 use crate::fsutil::is_safe_id;
@@ -161,11 +161,12 @@ fn etag_listed(value: &str, etag: &str) -> bool {
             .any(|t| t == etag)
 }
 
-/// A response body that reads `remaining` bytes of an open file in 64 KiB chunks.
+/// A response body that reads `remaining` bytes of an open file in 64 KiB chunks. Each chunk
+/// is read into a buffer of its own that becomes the frame, so the bytes are not copied again
+/// on their way to the socket (hyper cannot sendfile: the body is always bytes in memory).
 struct FileBody {
     file: tokio::fs::File,
     remaining: u64,
-    buf: Vec<u8>,
 }
 
 impl hyper::body::Body for FileBody {
@@ -181,13 +182,11 @@ impl hyper::body::Body for FileBody {
             return Poll::Ready(None);
         }
         let want = this.remaining.min(CHUNK as u64) as usize;
-        this.buf.resize(want, 0);
-        let mut read = ReadBuf::new(&mut this.buf[..want]);
-        match Pin::new(&mut this.file).poll_read(cx, &mut read) {
+        let mut buf = BytesMut::with_capacity(want);
+        match tokio_util::io::poll_read_buf(Pin::new(&mut this.file), cx, &mut buf) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(Ok(())) => {
-                let n = read.filled().len();
+            Poll::Ready(Ok(n)) => {
                 if n == 0 {
                     // The file shrank under us: end with an error rather than a short body
                     // that claims to be complete.
@@ -196,10 +195,12 @@ impl hyper::body::Body for FileBody {
                         "the file is shorter than when the response started",
                     ))));
                 }
+                // The allocation may hold more than asked for; a file that grew since the
+                // response started must not add bytes past its Content-Length.
+                let n = n.min(want);
+                buf.truncate(n);
                 this.remaining -= n as u64;
-                Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(
-                    &this.buf[..n],
-                )))))
+                Poll::Ready(Some(Ok(Frame::data(buf.freeze()))))
             }
         }
     }
@@ -465,7 +466,6 @@ impl Media {
         let body = FileBody {
             file,
             remaining: count,
-            buf: Vec::new(),
         };
         Ok(b.body(body.boxed()).expect("valid response"))
     }

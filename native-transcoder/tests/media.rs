@@ -687,3 +687,35 @@ fn the_public_poster_is_the_only_file_served_without_a_token() {
     let r = get(&origin, &format!("/posters/{VIDEO}.jpg"), &[]);
     assert_eq!(r.status, 404, "{r:?}");
 }
+
+#[test]
+fn a_large_segment_streams_whole_and_in_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    lay_out(dir.path());
+    // 24 MiB + 7: hundreds of reads, the last one short.
+    let big = pattern(24 * 1024 * 1024 + 7, 9);
+    std::fs::write(
+        dir.path()
+            .join("media")
+            .join(VIDEO)
+            .join("720p/seg_00002.m4s"),
+        &big,
+    )
+    .unwrap();
+    let origin = start(dir.path(), PLAYBACK, "");
+    let target = format!("/media/{VIDEO}/720p/seg_00002.m4s?hdnts={}", token(VIDEO));
+
+    let r = get(&origin, &target, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Length"), Some(&*big.len().to_string()));
+    assert!(r.body == big, "the streamed body differs from the file");
+
+    let (from, to) = (5 * 1024 * 1024 + 3, 17 * 1024 * 1024 + 11);
+    let r = get(
+        &origin,
+        &target,
+        &[("Range", &format!("bytes={from}-{to}"))],
+    );
+    assert_eq!(r.status, 206);
+    assert!(r.body == big[from..=to], "the range differs from the file");
+}
