@@ -15,6 +15,10 @@
 //!   complete work directory into place (`ladder.json` is its marker); `.tmp-*` work directories
 //!   can never be named (a video id has no `.`). Only media file types are served.
 //! - Files are streamed in 64 KiB reads; one `Range: bytes=…` is honoured (206 / 416).
+//! - Caching: a published file never changes under its name (a ladder is renamed into place
+//!   once and never replaced; a new upload is a new random video id), so init and media
+//!   segments are `immutable` for a year; validators are a strong `ETag` (size + mtime) and
+//!   `Last-Modified`, checked only after the token (a 304 is never an answer to a bad token).
 //! - One exception to the token: `GET /posters/<video>.jpg` is a published video's poster,
 //!   public like its title (see `Media::public_poster`).
 
@@ -41,6 +45,14 @@ pub const POSTERS: &str = "/posters/";
 /// Marker the worker writes into a work directory before renaming it into place.
 const LADDER_MARKER: &str = "ladder.json";
 const CHUNK: usize = 64 * 1024;
+/// Init and media segments: their names never get other bytes (see the module comment), so a
+/// browser never revalidates them. `private`: the URL carries one viewer's token, and a shared
+/// cache that does not check it would hand the bytes on past the token's `exp` (keyed on the
+/// full URL) or to anyone (keyed without the query); a CDN that checks EdgeAuth at the edge is
+/// configured to cache them itself (docs/operations.md, "Behind a CDN").
+const IMMUTABLE: &str = "private, max-age=31536000, immutable";
+/// Playlists, if a ladder holds any: always revalidated.
+const REVALIDATE: &str = "private, no-cache";
 /// Headers a player's script may read on a cross-origin media response.
 pub const EXPOSE_HEADERS: &str = "Content-Length, Content-Range, Accept-Ranges, Content-Type, ETag";
 
@@ -69,6 +81,15 @@ fn content_type(dir: Option<&str>, name: &str) -> Option<&'static str> {
         "m3u8" => "application/vnd.apple.mpegurl",
         _ => return None,
     })
+}
+
+/// How long a client may keep `name` (see [`IMMUTABLE`]).
+fn cache_control(name: &str, max_age: u64) -> String {
+    match name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()) {
+        Some(e) if e == "m4s" || e == "mp4" => IMMUTABLE.to_string(),
+        Some(e) if e == "m3u8" => REVALIDATE.to_string(),
+        _ => format!("private, max-age={max_age}"),
+    }
 }
 
 fn bad_path() -> ApiError {
@@ -293,7 +314,8 @@ impl Media {
             return Err(ApiError::not_found("no such media file"));
         };
         let (file, meta) = self.open(&video, &segments).await?;
-        self.respond(req.headers(), file, meta, mime).await
+        let cache = cache_control(name, self.max_age);
+        self.respond(req.headers(), file, meta, mime, &cache).await
     }
 
     /// `/posters/<video>.jpg`: a published video's poster, without a token. A poster is public
@@ -318,16 +340,10 @@ impl Media {
             .open(video, &["poster.jpg".to_string()])
             .await
             .map_err(|_| missing())?;
-        let mut response = self
-            .respond(req.headers(), file, meta, "image/jpeg")
-            .await?;
         // The same bytes for everyone: shared caches may keep it.
-        response.headers_mut().insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_str(&format!("public, max-age={}", self.max_age))
-                .expect("a valid header"),
-        );
-        Ok(response)
+        let cache = format!("public, max-age={}", self.max_age);
+        self.respond(req.headers(), file, meta, "image/jpeg", &cache)
+            .await
     }
 
     fn check_token(&self, query: Option<&str>, path: &str) -> Result<(), ApiError> {
@@ -393,30 +409,42 @@ impl Media {
         mut file: tokio::fs::File,
         meta: std::fs::Metadata,
         mime: &'static str,
+        cache_control: &str,
     ) -> Reply {
         let len = meta.len();
-        let mtime = meta
-            .modified()
-            .ok()
+        let modified = meta.modified().ok();
+        let mtime = modified
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let etag = format!("\"{len:x}-{mtime:x}\"");
+            .unwrap_or_default();
+        // Size + mtime, not the inode: the same file copied to another origin (rsync keeps
+        // mtimes) keeps its validator, so a CDN's revalidation against either gets a 304.
+        let etag = format!("\"{len:x}-{:x}\"", mtime.as_nanos());
+        let last_modified = modified.map(httpdate::fmt_http_date);
         let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
         let builder = |status: StatusCode| {
-            Response::builder()
+            let b = Response::builder()
                 .status(status)
                 .header(header::CONTENT_TYPE, mime)
                 .header(header::ACCEPT_RANGES, "bytes")
                 .header(header::ETAG, &etag)
-                // Private: the URL carries one viewer's token, so shared caches must not keep it.
-                .header(
-                    header::CACHE_CONTROL,
-                    format!("private, max-age={}", self.max_age),
-                )
+                .header(header::CACHE_CONTROL, cache_control);
+            match &last_modified {
+                Some(date) => b.header(header::LAST_MODIFIED, date),
+                None => b,
+            }
         };
 
-        if header_str(header::IF_NONE_MATCH).is_some_and(|v| etag_listed(v, &etag)) {
+        // The token was checked before this: a 304 only ever answers an authorised request.
+        // If-Modified-Since counts only without If-None-Match (RFC 9110 13.1.3); HTTP dates
+        // have whole seconds.
+        let not_modified = match header_str(header::IF_NONE_MATCH) {
+            Some(v) => etag_listed(v, &etag),
+            None => header_str(header::IF_MODIFIED_SINCE)
+                .and_then(|v| httpdate::parse_http_date(v).ok())
+                .and_then(|since| since.duration_since(UNIX_EPOCH).ok())
+                .is_some_and(|since| modified.is_some() && mtime.as_secs() <= since.as_secs()),
+        };
+        if not_modified {
             return Ok(builder(StatusCode::NOT_MODIFIED)
                 .body(empty())
                 .expect("valid response"));

@@ -99,6 +99,8 @@ fn start(media_dir: &Path, current: &str, previous: &str) -> Origin {
     )
 }
 
+const IMMUTABLE: &str = "private, max-age=31536000, immutable";
+
 fn assert_refused(r: &Reply, code: &str) {
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(r.header("Content-Type"), Some("application/json"));
@@ -115,10 +117,20 @@ fn a_valid_token_serves_the_files_byte_for_byte() {
     let origin = start(dir.path(), PLAYBACK, "");
     let t = token(VIDEO);
 
-    for (path, bytes, mime) in [
-        ("720p/init.mp4", &files.init, "video/mp4"),
-        ("720p/seg_00001.m4s", &files.segment, "video/iso.segment"),
-        ("poster.jpg", &files.poster, "image/jpeg"),
+    for (path, bytes, mime, cache) in [
+        ("720p/init.mp4", &files.init, "video/mp4", IMMUTABLE),
+        (
+            "720p/seg_00001.m4s",
+            &files.segment,
+            "video/iso.segment",
+            IMMUTABLE,
+        ),
+        (
+            "poster.jpg",
+            &files.poster,
+            "image/jpeg",
+            "private, max-age=3600",
+        ),
     ] {
         let target = format!("/media/{VIDEO}/{path}?hdnts={t}");
         let r = get(&origin, &target, &[("Origin", "http://app.test")]);
@@ -127,7 +139,7 @@ fn a_valid_token_serves_the_files_byte_for_byte() {
         assert_eq!(r.header("Content-Type"), Some(mime));
         assert_eq!(r.header("Content-Length"), Some(&*bytes.len().to_string()));
         assert_eq!(r.header("Accept-Ranges"), Some("bytes"));
-        assert_eq!(r.header("Cache-Control"), Some("private, max-age=3600"));
+        assert_eq!(r.header("Cache-Control"), Some(cache));
         assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
         let exposed = r.header("Access-Control-Expose-Headers").unwrap();
         for h in ["Content-Length", "Content-Range", "Accept-Ranges"] {
@@ -686,6 +698,97 @@ fn the_public_poster_is_the_only_file_served_without_a_token() {
     std::fs::write(dir.path().join("deleted").join(VIDEO), b"1").unwrap();
     let r = get(&origin, &format!("/posters/{VIDEO}.jpg"), &[]);
     assert_eq!(r.status, 404, "{r:?}");
+}
+
+#[test]
+fn segments_are_immutable_and_revalidate_only_with_a_valid_token() {
+    let dir = tempfile::tempdir().unwrap();
+    lay_out(dir.path());
+    let playlist = dir.path().join("media").join(VIDEO).join("720p/index.m3u8");
+    std::fs::write(&playlist, b"#EXTM3U\n").unwrap();
+    let origin = start(dir.path(), PLAYBACK, "");
+    let path = format!("/media/{VIDEO}/720p/seg_00001.m4s");
+    let target = format!("{path}?hdnts={}", token(VIDEO));
+
+    let r = get(&origin, &target, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Cache-Control"), Some(IMMUTABLE));
+    let etag = r.header("ETag").unwrap().to_string();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "not a strong ETag: {etag}"
+    );
+    let last_modified = r.header("Last-Modified").unwrap().to_string();
+    let mtime = std::fs::metadata(
+        dir.path()
+            .join("media")
+            .join(VIDEO)
+            .join("720p/seg_00001.m4s"),
+    )
+    .unwrap()
+    .modified()
+    .unwrap();
+    assert_eq!(last_modified, httpdate::fmt_http_date(mtime));
+    let exposed = r.header("Access-Control-Expose-Headers").unwrap();
+    assert!(exposed.contains("ETag"), "{exposed}");
+
+    // A playlist, if a ladder holds one, is always revalidated.
+    let m3u8 = get(
+        &origin,
+        &format!("/media/{VIDEO}/720p/index.m3u8?hdnts={}", token(VIDEO)),
+        &[],
+    );
+    assert_eq!(m3u8.status, 200);
+    assert_eq!(m3u8.header("Cache-Control"), Some("private, no-cache"));
+
+    // Revalidation with the right token: 304, no body, the validators again.
+    for conditional in [
+        ("If-None-Match", etag.as_str()),
+        ("If-None-Match", &*format!("\"other\", {etag}")),
+        ("If-Modified-Since", last_modified.as_str()),
+        ("If-Modified-Since", "Fri, 31 Dec 9999 23:59:59 GMT"),
+    ] {
+        let again = get(&origin, &target, &[conditional]);
+        assert_eq!(again.status, 304, "{conditional:?}");
+        assert!(again.body.is_empty());
+        assert_eq!(again.header("ETag"), Some(etag.as_str()));
+        assert_eq!(again.header("Cache-Control"), Some(IMMUTABLE));
+    }
+    // A validator that does not match: the file. If-None-Match wins over If-Modified-Since.
+    for conditional in [
+        vec![("If-None-Match", "\"other\"")],
+        vec![("If-Modified-Since", "Thu, 01 Jan 1970 00:00:01 GMT")],
+        vec![
+            ("If-None-Match", "\"other\""),
+            ("If-Modified-Since", last_modified.as_str()),
+        ],
+    ] {
+        let r = get(&origin, &target, &conditional);
+        assert_eq!(r.status, 200, "{conditional:?}");
+        assert_eq!(r.body.len(), 300_001);
+    }
+
+    // A matching validator never turns a refused token into a 304.
+    let expired = token_for(VIDEO, PLAYBACK, now() - 600, now() - 300);
+    let mut tampered = token(VIDEO);
+    tampered.replace_range(tampered.len() - 4.., "0000");
+    for (query, code) in [
+        (String::new(), "missing_token"),
+        (format!("?hdnts={expired}"), "token_expired"),
+        (format!("?hdnts={tampered}"), "invalid_token"),
+        (format!("?hdnts={}", token(OTHER)), "token_wrong_path"),
+    ] {
+        for conditional in [
+            ("If-None-Match", etag.as_str()),
+            ("If-None-Match", "*"),
+            ("If-Modified-Since", last_modified.as_str()),
+        ] {
+            let r = get(&origin, &format!("{path}{query}"), &[conditional]);
+            assert_refused(&r, code);
+            assert_eq!(r.header("Cache-Control"), Some("no-store"));
+            assert_eq!(r.header("ETag"), None, "{code} {conditional:?}");
+        }
+    }
 }
 
 #[test]
