@@ -19,6 +19,7 @@ pub mod job_intake;
 pub mod key_value;
 pub mod keys;
 pub mod nonce;
+pub mod pipeline;
 pub mod playlist;
 pub mod rate_limit;
 pub mod readiness;

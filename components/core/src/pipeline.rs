@@ -1,0 +1,281 @@
+//! The contract between the app and the native side (docs/pipeline.md): the Redis streams, and
+//! the jobs the app appends to the job stream. Both sides build from these definitions, so a
+//! misspelt field or action does not compile, and reading a stream entry is one decode.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The stream the app appends jobs to and the workers read.
+pub const JOB_STREAM: &str = "streamgate:jobs";
+/// Where a worker moves a job it will not run: the entry's fields plus `error`.
+pub const DEAD_LETTER_STREAM: &str = "streamgate:jobs:dead";
+/// The last error of each pending entry, so the dead-letter entry can say why.
+pub const ERROR_STREAM: &str = "streamgate:jobs:errors";
+
+/// One job. On the stream it is an entry of string fields (see [`Job::fields`]); its serde form
+/// is the same fields as a JSON object, tagged by `action`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Job {
+    /// Transcode the video's upload into its ladder.
+    Transcode {
+        video_id: String,
+        /// `sources/<video_id>`. The worker derives the path from the video id and only checks
+        /// this one; the app always sends it, older entries may not have it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+        /// Unix seconds, as the app wrote them; absent from entries not written by the app.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enqueued_at: Option<String>,
+    },
+    /// Remove the video's ladder, source and upload.
+    Delete {
+        video_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enqueued_at: Option<String>,
+    },
+}
+
+/// Why a stream entry is not a job the worker can run; the text goes to the dead-letter entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MalformedJob {
+    #[error("no valid video_id")]
+    VideoId,
+    #[error("unknown action `{0}`")]
+    UnknownAction(String),
+    #[error("source `{named}` is not the video's own upload (sources/{video_id})")]
+    ForeignSource { named: String, video_id: String },
+    #[error("{0}")]
+    Fields(String),
+}
+
+/// A video id the worker may use in a path: 1 to 128 of `[A-Za-z0-9_-]`.
+pub fn is_valid_video_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Job {
+    /// The transcode job an `upload.completed` event leads to.
+    pub fn transcode(video_id: &str, source: &str, enqueued_at: i64) -> Job {
+        Job::Transcode {
+            video_id: video_id.to_string(),
+            source: Some(source.to_string()),
+            enqueued_at: Some(enqueued_at.to_string()),
+        }
+    }
+
+    /// The job that removes a deleted video's media.
+    pub fn delete(video_id: &str, enqueued_at: i64) -> Job {
+        Job::Delete {
+            video_id: video_id.to_string(),
+            enqueued_at: Some(enqueued_at.to_string()),
+        }
+    }
+
+    pub fn video_id(&self) -> &str {
+        match self {
+            Job::Transcode { video_id, .. } | Job::Delete { video_id, .. } => video_id,
+        }
+    }
+
+    /// `transcode` or `delete`, as on the stream.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Job::Transcode { .. } => "transcode",
+            Job::Delete { .. } => "delete",
+        }
+    }
+
+    /// The stream entry's fields, in the order the app has always written them.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let mut fields = vec![
+            ("action", self.action().to_string()),
+            ("video_id", self.video_id().to_string()),
+        ];
+        let (source, enqueued_at) = match self {
+            Job::Transcode {
+                source,
+                enqueued_at,
+                ..
+            } => (source, enqueued_at),
+            Job::Delete { enqueued_at, .. } => (&None, enqueued_at),
+        };
+        if let Some(source) = source {
+            fields.push(("source", source.clone()));
+        }
+        if let Some(enqueued_at) = enqueued_at {
+            fields.push(("enqueued_at", enqueued_at.clone()));
+        }
+        fields
+    }
+
+    /// Decodes a stream entry, checked in this order: a usable `video_id`, a known `action`
+    /// (none means `transcode`, as older apps wrote), then the action's fields, of which a
+    /// `source` must be the video's own upload (anything else is a forged or corrupted entry).
+    /// Fields the job does not have are ignored.
+    pub fn from_fields(fields: &HashMap<String, String>) -> Result<Job, MalformedJob> {
+        let video_id = fields.get("video_id").map(String::as_str).unwrap_or("");
+        if !is_valid_video_id(video_id) {
+            return Err(MalformedJob::VideoId);
+        }
+        let mut object: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        match object.get("action").and_then(|a| a.as_str()) {
+            None => {
+                object.insert("action".into(), "transcode".into());
+            }
+            Some("transcode" | "delete") => {}
+            Some(other) => return Err(MalformedJob::UnknownAction(other.to_string())),
+        }
+        let job: Job = serde_json::from_value(serde_json::Value::Object(object))
+            .map_err(|e| MalformedJob::Fields(e.to_string()))?;
+        if let Job::Transcode {
+            source: Some(source),
+            video_id,
+            ..
+        } = &job
+        {
+            if *source != format!("sources/{video_id}") {
+                return Err(MalformedJob::ForeignSource {
+                    named: source.clone(),
+                    video_id: video_id.clone(),
+                });
+            }
+        }
+        Ok(job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(fields: &[(&str, &str)]) -> HashMap<String, String> {
+        fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn as_entry(job: &Job) -> HashMap<String, String> {
+        job.fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    }
+
+    #[test]
+    fn jobs_are_the_fields_the_app_wrote() {
+        // What components/metadata appended before this type: an upload's transcode job and a
+        // deleted video's job, field by field in this order.
+        let transcode = Job::transcode("v1", "sources/v1", 1_700_000_000);
+        assert_eq!(
+            transcode.fields(),
+            vec![
+                ("action", "transcode".to_string()),
+                ("video_id", "v1".to_string()),
+                ("source", "sources/v1".to_string()),
+                ("enqueued_at", "1700000000".to_string()),
+            ]
+        );
+        let delete = Job::delete("v1", 1_700_000_000);
+        assert_eq!(
+            delete.fields(),
+            vec![
+                ("action", "delete".to_string()),
+                ("video_id", "v1".to_string()),
+                ("enqueued_at", "1700000000".to_string()),
+            ]
+        );
+        for job in [transcode, delete] {
+            assert_eq!(Job::from_fields(&as_entry(&job)), Ok(job.clone()));
+            // The JSON form is the same fields, in the same order.
+            let json = serde_json::to_string(&job).unwrap();
+            let expected = job
+                .fields()
+                .iter()
+                .map(|(k, v)| format!("\"{k}\":\"{v}\""))
+                .collect::<Vec<_>>()
+                .join(",");
+            assert_eq!(json, format!("{{{expected}}}"));
+            assert_eq!(serde_json::from_str::<Job>(&json).unwrap(), job);
+        }
+    }
+
+    #[test]
+    fn entries_the_worker_takes() {
+        // No action is a transcode (older apps); no source or enqueued_at is fine; extra
+        // fields (e.g. a dead letter's `error`) are ignored.
+        assert_eq!(
+            Job::from_fields(&entry(&[("video_id", "v1")])),
+            Ok(Job::Transcode {
+                video_id: "v1".into(),
+                source: None,
+                enqueued_at: None
+            })
+        );
+        assert_eq!(
+            Job::from_fields(&entry(&[
+                ("action", "delete"),
+                ("video_id", "v1"),
+                ("error", "x")
+            ])),
+            Ok(Job::Delete {
+                video_id: "v1".into(),
+                enqueued_at: None
+            })
+        );
+    }
+
+    #[test]
+    fn forged_or_corrupted_entries_say_why() {
+        // The entries native-transcoder/tests/hostile_media.rs forges, and the texts the
+        // dead-letter stream has always carried for them.
+        let cases: [(&[(&str, &str)], &str); 6] = [
+            (
+                &[
+                    ("action", "transcode"),
+                    ("video_id", "attacker"),
+                    ("source", "sources/victim"),
+                ],
+                "source `sources/victim` is not the video's own upload (sources/attacker)",
+            ),
+            (
+                &[("action", "exec"), ("video_id", "victim")],
+                "unknown action `exec`",
+            ),
+            (
+                &[("action", "transcode"), ("video_id", "../media")],
+                "no valid video_id",
+            ),
+            // The video id is checked before the action.
+            (&[("action", "exec"), ("video_id", "")], "no valid video_id"),
+            (&[("action", "delete")], "no valid video_id"),
+            (
+                &[("action", "transcode"), ("video_id", &"v".repeat(129))],
+                "no valid video_id",
+            ),
+        ];
+        for (fields, why) in cases {
+            assert_eq!(
+                Job::from_fields(&entry(fields)).unwrap_err().to_string(),
+                why,
+                "{fields:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stream_names() {
+        assert_eq!(JOB_STREAM, "streamgate:jobs");
+        assert_eq!(DEAD_LETTER_STREAM, "streamgate:jobs:dead");
+        assert_eq!(ERROR_STREAM, "streamgate:jobs:errors");
+    }
+}
