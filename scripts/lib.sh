@@ -2,7 +2,7 @@
 # Everything here is idempotent: on a machine that already has what it needs, it does nothing.
 
 SG_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SG_WASM_PACKAGES=(health auth metadata playback manifest web probe uses-llm)
+SG_WASM_PACKAGES=(health auth metadata playback playlists web probe uses-llm)
 # faketime: the sign-in tests shift one host's clock to see a nonce expire (tests/node).
 # ffmpeg (with ffprobe): the native transcoder's worker and its tests (native-transcoder).
 # chromium: headless browser playback with hls.js and dash.js (tests/node/browser_playback.test.js).

@@ -4,7 +4,7 @@
 // so that it keeps fetching segments as it plays (as it does on any long video), starts the
 // entry URL, is paused for longer than the entry token lives, is resumed and plays to `ended`
 // with no fatal error and no refused request: the segments it fetched after the entry token
-// expired carried the viewing token the manifest component stamped. Then the entry URL itself
+// expired carried the viewing token the playlists component stamped. Then the entry URL itself
 // is refused (403 token_expired), a media playlist re-read with a viewing token is renewed only
 // up to st + playback_session_max_secs, and a segment URL from it is refused (403
 // token_expired) once that has passed. A screenshot of the page after `ended` is kept in the

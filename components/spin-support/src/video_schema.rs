@@ -1,5 +1,5 @@
 //! The video tables, as versioned migrations (see [`crate::migrations`]). Written by the
-//! metadata component, read by playback and manifest; each opens the database through
+//! metadata component, read by playback and playlists; each opens the database through
 //! [`open`], so whichever runs first brings the schema up to date.
 
 use spin_sdk::sqlite3::Connection;
@@ -107,7 +107,7 @@ pub fn tracks_of(db: &Connection, id: &str) -> Result<(Vec<Rendition>, Vec<Audio
     Ok((renditions, audio))
 }
 
-/// For the manifest routes, the hottest reads: 404 for an unknown video, 409 `not_ready` until
+/// For the playlist routes, the hottest reads: 404 for an unknown video, 409 `not_ready` until
 /// it is ready, else its tracks; one statement in the common case. They skip the per-request
 /// migration check [`open`] makes: the statement itself fails on a database older than this
 /// code (a missing table), and only then is the schema brought up to date and the read retried.

@@ -1,5 +1,5 @@
-//! The manifest routes through the real host and the real manifest component, on a database
-//! written the way older releases left it: the first manifest request brings the schema up to
+//! The playlist routes through the real host and the real playlists component, on a database
+//! written the way older releases left it: the first playlist request brings the schema up to
 //! date itself (it skips the per-request migration check), a video stored with muxed
 //! audio+video renditions still plays, and one with a separate audio track gets an HLS audio
 //! group and a DASH audio adaptation set. Tokens are made with `streamgate-core`'s EdgeAuth
