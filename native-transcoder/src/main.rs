@@ -89,7 +89,8 @@ struct ServeArgs {
     /// Incomplete uploads older than this are removed (the upload URL's lifetime, 24 h).
     #[arg(long, env = "STREAMGATE_ABANDONED_UPLOAD_SECS", default_value_t = 24 * 3600)]
     abandoned_upload_secs: u64,
-    /// `Cache-Control: private, max-age=<this>` on media files.
+    /// `max-age` of posters (public under `/posters/`, private under `/media/`); init and media
+    /// segments never change, so they are `immutable` for a year whatever this says.
     #[arg(long, env = "STREAMGATE_MEDIA_MAX_AGE_SECS", default_value_t = 3600)]
     media_max_age_secs: u64,
     /// Clock skew allowed between the app that signs playback tokens and this origin: a

@@ -67,7 +67,8 @@ pub struct ServeConfig {
     pub jobs_redis_url: Option<String>,
     /// Keys for `/media/…` tokens (raw `playback_secret` bytes); `None` refuses media (503).
     pub playback_keys: Option<PlaybackKeys>,
-    /// `Cache-Control: private, max-age=<this>` on media files.
+    /// `max-age` of posters (public under `/posters/`, private under `/media/`); init and media
+    /// segments never change, so they are `immutable` for a year whatever this says.
     pub media_max_age: u64,
     /// Clock skew allowed on `/media/…` tokens (seconds either side of their window).
     pub token_leeway_secs: u64,
