@@ -15,12 +15,11 @@ use hyper::body::Incoming;
 use streamgate_core::api_error::ApiError;
 use streamgate_core::event_signature::{self, TOLERANCE_SECS};
 use streamgate_core::job_intake::{JobAccepted, JobRequest, BODY_LIMIT, REMEMBER_SECS};
+use streamgate_core::pipeline::JOB_STREAM as STREAM;
 
 use crate::config::now_unix;
 use crate::server::{error_response, full, Body};
 
-/// The stream the workers read (the app's `queue::STREAM`).
-const STREAM: &str = "streamgate:jobs";
 const SEEN_PREFIX: &str = "streamgate:job-intake:";
 /// A slow body cannot hold a connection: a job is a few hundred bytes.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use redis::streams::StreamId;
 use serde_json::json;
+use streamgate_core::pipeline::{self, MalformedJob};
 use tokio::sync::watch;
 
 use super::queue::text;
@@ -14,44 +15,45 @@ use super::workdir::WorkDir;
 use super::WorkConfig;
 use crate::config::now_unix;
 use crate::events::{Delivery, Event, EventSender};
-use crate::fsutil::{self, is_safe_id};
+use crate::fsutil;
 use crate::intake::Refusal;
 use crate::metrics::METRICS;
 use crate::transcode::{self, JobError, Throttle, TRANSCODE_FAILED};
 
-/// A stream entry being worked on; `attempt` is its delivery count.
+/// A stream entry being worked on; `attempt` is its delivery count. `fields` are kept as
+/// written, for the dead-letter entry.
 pub(super) struct Job {
     pub(super) id: String,
     pub(super) fields: HashMap<String, String>,
     pub(super) attempt: usize,
+    /// The entry as a job, or why it is not one.
+    pub(super) decoded: Result<pipeline::Job, MalformedJob>,
 }
 
 impl Job {
     pub(super) fn decode(entry: StreamId, attempt: usize) -> Job {
+        let fields = fields_of(&entry);
         Job {
-            fields: fields_of(&entry),
+            decoded: pipeline::Job::from_fields(&fields),
+            fields,
             id: entry.id,
             attempt,
         }
     }
 
-    /// The `video_id` field as written (empty when absent); checked by [`check_fields`].
+    /// The video id of a well-formed entry; else the `video_id` field as written (empty when
+    /// absent), for the logs.
     pub(super) fn video(&self) -> String {
-        self.fields.get("video_id").cloned().unwrap_or_default()
-    }
-
-    pub(super) fn is_delete(&self) -> bool {
-        self.fields.get("action").map(String::as_str) == Some("delete")
+        match &self.decoded {
+            Ok(job) => job.video_id().to_string(),
+            Err(_) => self.fields.get("video_id").cloned().unwrap_or_default(),
+        }
     }
 }
 
-/// The entry's `action` as a metrics label.
+/// The entry's action as a metrics label.
 pub(super) fn action_label(entry: &StreamId) -> &'static str {
-    match fields_of(entry).get("action").map(String::as_str) {
-        Some("transcode") => "transcode",
-        Some("delete") => "delete",
-        _ => "unknown",
-    }
+    pipeline::Job::from_fields(&fields_of(entry)).map_or("unknown", |job| job.action())
 }
 
 fn fields_of(entry: &StreamId) -> HashMap<String, String> {
@@ -238,23 +240,6 @@ pub(super) fn gave_up() -> Refusal {
 /// Checks a queue entry's fields (docs/pipeline.md, "Jobs"): `Err` says what is malformed.
 /// The worker reads only `action` and `video_id`; a `source`, which older apps sent, must be
 /// the one the video id implies (anything else is a forged or corrupted entry).
-pub fn check_fields(fields: &HashMap<String, String>) -> Result<(), String> {
-    let video = fields.get("video_id").map(String::as_str).unwrap_or("");
-    if !is_safe_id(video) {
-        return Err("no valid video_id".into());
-    }
-    match fields.get("action").map(String::as_str) {
-        None | Some("transcode") => {
-            if let Some(source) = fields.get("source") {
-                if *source != format!("sources/{video}") {
-                    return Err(format!(
-                        "source `{source}` is not the video's own upload (sources/{video})"
-                    ));
-                }
-            }
-            Ok(())
-        }
-        Some("delete") => Ok(()),
-        Some(other) => Err(format!("unknown action `{other}`")),
-    }
+pub fn check_fields(fields: &HashMap<String, String>) -> Result<pipeline::Job, String> {
+    pipeline::Job::from_fields(fields).map_err(|e| e.to_string())
 }

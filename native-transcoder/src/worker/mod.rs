@@ -28,6 +28,7 @@ use std::time::Duration;
 use anyhow::Result;
 use redis::streams::StreamId;
 use serde_json::json;
+use streamgate_core::pipeline;
 use tokio::sync::watch;
 
 use crate::events::{Delivery, Event, EventSender};
@@ -156,12 +157,15 @@ impl Worker {
 
         // A malformed entry is nobody's upload: it is dead-lettered without touching any
         // video (a forged entry naming someone's video must not fail it).
-        if let Err(why) = check_fields(&job.fields) {
-            return self
-                .dead_letter(&job, &format!("malformed job: {why}"), None, shutdown)
-                .await;
-        }
-        if job.is_delete() {
+        let decoded = match &job.decoded {
+            Ok(decoded) => decoded,
+            Err(why) => {
+                return self
+                    .dead_letter(&job, &format!("malformed job: {why}"), None, shutdown)
+                    .await;
+            }
+        };
+        if let pipeline::Job::Delete { .. } = decoded {
             return self.delete_media(&job, &video, shutdown).await;
         }
         if retry::admit(attempt) == Admission::GiveUp {

@@ -13,11 +13,10 @@ use tokio::sync::watch;
 use crate::config::now_unix;
 use crate::metrics::METRICS;
 
-pub const STREAM: &str = "streamgate:jobs";
+pub use streamgate_core::pipeline::{
+    DEAD_LETTER_STREAM as DEAD, ERROR_STREAM as ERRORS, JOB_STREAM as STREAM,
+};
 pub const GROUP: &str = "transcoders";
-pub const DEAD: &str = "streamgate:jobs:dead";
-/// Last error of each pending entry, so the dead-letter entry can say why.
-pub const ERRORS: &str = "streamgate:jobs:errors";
 
 /// The consumer group as this worker sees it.
 pub(super) struct Queue {
