@@ -25,7 +25,7 @@ sg_setup() {
         sg_log "adding the wasm32-wasip2 Rust target"
         rustup target add wasm32-wasip2
     fi
-    # The host tests' core-module probe (tests/host/tests/core_module.rs): an app built for
+    # The host tests' core-module probe (tests/host-tests/tests/core_module.rs): an app built for
     # wasm32-wasip1, which the host turns into a component at load time as Spin does.
     if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
         sg_log "adding the wasm32-wasip1 Rust target"

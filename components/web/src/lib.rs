@@ -9,7 +9,7 @@
 //!   network, media and images from this origin, `stream_base_url` and `media_base_url` (the
 //!   player fetches playlists and segments there; `blob:` media is hls.js's MediaSource).
 //! - This component holds the catch-all route, so any other path answers what the host answers
-//!   when no route matches: the JSON 404 `{"error", "code": "not_found"}` (tests/host routing).
+//!   when no route matches: the JSON 404 `{"error", "code": "not_found"}` (tests/host-tests routing).
 
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::{http_component, variables};

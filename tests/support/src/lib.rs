@@ -1,4 +1,4 @@
-//! What the end-to-end test crates (tests/host, native-transcoder's tests) share: a private
+//! What the end-to-end test crates (tests/host-tests, native-transcoder's tests) share: a private
 //! `redis-server` per test (with the ACL users `scripts/up` gives it), free loopback ports, and
 //! waiting for a condition with a deadline.
 
