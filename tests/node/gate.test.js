@@ -1,7 +1,7 @@
 // The playback gate against real token contracts (ERC-721, ERC-1155, ERC-20 from OpenZeppelin,
 // compiled with solc-js, on anvil), through the real host: a creator's video becomes ready
 // (events signed as the native side signs them), viewers sign in with real wallets, and the
-// gate asks the chain. Also the signed URLs the gate hands out, checked by the manifest route.
+// gate asks the chain. Also the signed URLs the gate hands out, checked by the playlist routes.
 
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -132,7 +132,7 @@ test('ERC-1155 and ERC-20 gates admit holders of at least the minimum and refuse
   }
 });
 
-test('signed URLs: tampered, expired, other-video and missing tokens are 403 from the manifest routes', async () => {
+test('signed URLs: tampered, expired, other-video and missing tokens are 403 from the playlist routes', async () => {
   const id = await readyVideo([]);
   const other = await readyVideo([]);
   const ok = await playback(id, third);

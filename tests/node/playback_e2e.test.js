@@ -3,7 +3,7 @@
 // minted to viewer A; the real worker (ffmpeg) transcodes it; A signs in and gets signed URLs
 // from the real host; ffprobe (Debian ffmpeg) reads the signed master and media playlists over
 // HTTP (host for the playlists, `native-transcoder serve` for the segments); the origin serves
-// a segment; tampered, other-video and expired tokens are 403 from the origin and the manifest
+// a segment; tampered, other-video and expired tokens are 403 from the origin and the playlist
 // routes; viewer B without the NFT gets 403 not_token_holder.
 
 import assert from 'node:assert/strict';
@@ -154,7 +154,7 @@ test("ffprobe reads the signed DASH MPD: one H.264 stream per rendition and the 
   assert.ok(Math.abs(duration - 4) < 0.5, `ffprobe measures ${duration} s for a 4 s clip`);
 });
 
-test('the origin serves a segment from a signed media playlist; tampered, other-video and expired tokens are 403 from the origin and the manifest routes', async () => {
+test('the origin serves a segment from a signed media playlist; tampered, other-video and expired tokens are 403 from the origin and the playlist routes', async () => {
   const masterText = await (await fetch(urls.hls)).text();
   const mediaUrl = playlistUris(masterText, urls.hls)[0];
   const mediaRes = await fetch(mediaUrl);
@@ -227,7 +227,7 @@ test('viewer B without the NFT gets 403 not_token_holder', async () => {
 });
 
 test(
-  'a percent-encoded valid token opens the manifest routes, as it opens the origin',
+  'a percent-encoded valid token opens the playlist routes, as it opens the origin',
   async () => {
     const encoded = encodeURIComponent(decodeURIComponent(tokenOf(urls.hls)));
     const res = await fetch(withToken(urls.hls, encoded));

@@ -123,7 +123,7 @@ test('hls.js plays past the entry token and a pause longer than it; the session 
     await sleepUntil(entry.exp + ORIGIN_LEEWAY_SECS);
     assert.ok(Date.now() - pausedAt > ENTRY_SECS * 1000, 'the pause outlasted the entry token');
 
-    // The entry URL is dead now (the manifest routes allow no skew) ...
+    // The entry URL is dead now (the playlist routes allow no skew) ...
     assert.deepEqual(await codeOf(await fetch(entryUrl)), [403, 'token_expired'], 'the entry URL after its lifetime');
 
     // ... but the player, resumed, plays to the end.

@@ -1,4 +1,4 @@
-//! What a playlist cache would save (issue 15 item 3): per request the manifest component parses
+//! What a playlist cache would save (issue 15 item 3): per request the playlists component parses
 //! the stored track JSON and renders; a cache would instead stamp the viewer's token into a kept
 //! text. Native timings of both, for the bench clip (10 segments a track) and a 2 h video (1 800).
 //! `cargo run --release -p streamgate-core --example playlist_cost`; results in docs/benchmarks.md.

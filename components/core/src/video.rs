@@ -220,7 +220,7 @@ pub struct Segment {
     pub duration: f64,
 }
 
-/// One rung of the ladder, as the worker reports it and the manifests render it. `bandwidth`,
+/// One rung of the ladder, as the worker reports it and the playlists render it. `bandwidth`,
 /// `average_bandwidth` and `codecs` are this track's own: when the video has separate
 /// [`AudioTrack`]s, the HLS master adds theirs to each variant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

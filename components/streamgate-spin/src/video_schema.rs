@@ -96,7 +96,7 @@ fn read_tracks(result: &spin_sdk::sqlite3::QueryResult) -> Result<StatusAndTrack
     Ok((status, renditions, audio))
 }
 
-/// A video's tracks as the manifests render them: the renditions in ladder order and the
+/// A video's tracks as the playlists render them: the renditions in ladder order and the
 /// separate audio tracks (none for a video transcoded before audio was split out, or one
 /// without sound).
 pub fn tracks_of(db: &Connection, id: &str) -> Result<(Vec<Rendition>, Vec<AudioTrack>), ApiError> {
@@ -127,7 +127,7 @@ pub fn ready_tracks(id: &str) -> Result<(Vec<Rendition>, Vec<AudioTrack>), ApiEr
     Ok((renditions, audio))
 }
 
-/// What playback and the manifests need of a video.
+/// What playback and the playlists need of a video.
 pub struct PlayableVideo {
     pub owner: String,
     pub status: String,
