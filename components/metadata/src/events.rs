@@ -6,6 +6,7 @@ use serde::Deserialize;
 use spin_sdk::http::Response;
 use spin_sdk::sqlite3::{Connection, Value};
 use streamgate_core::api_error::ApiError;
+use streamgate_core::pipeline::Job;
 use streamgate_core::video::{
     failure_code, failure_sentence, validate_tracks, AudioTrack, Rendition, VideoStatus,
 };
@@ -144,12 +145,8 @@ fn hand_off_jobs(db: &Connection, video_id: &str) -> Result<(), ApiError> {
             held_elsewhere = true;
             continue;
         }
-        let queued = queue::enqueue(&[
-            ("action", job.action.as_str()),
-            ("video_id", job.video_id.as_str()),
-            ("source", job.source.as_str()),
-            ("enqueued_at", &now.to_string()),
-        ]);
+        // The outbox holds the transcode jobs of uploads only (see `apply`).
+        let queued = queue::enqueue(&Job::transcode(&job.video_id, &job.source, now));
         match queued {
             Ok(stream_id) => store::job_handed_off(db, &job, &stream_id, now)?,
             Err(refused) => {
@@ -179,7 +176,8 @@ fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
             let upload: UploadCompleted = data(event)?;
             if store::advance(db, id, VideoStatus::Queued, now)? {
                 store::set_field(db, id, "source", Value::Text(upload.source.clone()))?;
-                store::add_to_outbox(db, id, "transcode", &upload.source, now)?;
+                let job = Job::transcode(id, &upload.source, now);
+                store::add_to_outbox(db, id, job.action(), &upload.source, now)?;
             }
         }
         "transcode.started" => {

@@ -10,6 +10,7 @@ use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 use streamgate_core::api_error::ApiError;
 use streamgate_core::edge_token::{self, EdgeToken};
+use streamgate_core::pipeline::Job;
 use streamgate_core::session::Session;
 use streamgate_core::siwe::rfc3339_utc;
 use streamgate_core::video::{self, GateRule, VideoStatus};
@@ -388,12 +389,9 @@ fn delete(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
     owned(&db, &session, id)?;
     // The media goes first: if the queue is down the video stays, and the owner can retry.
     let now = now();
-    let stream_id = queue::enqueue(&[
-        ("action", "delete"),
-        ("video_id", id),
-        ("enqueued_at", &now.to_string()),
-    ])?;
-    store::record_job(&db, id, &stream_id, "delete", now)?;
+    let job = Job::delete(id, now);
+    let stream_id = queue::enqueue(&job)?;
+    store::record_job(&db, id, &stream_id, job.action(), now)?;
     store::delete_video(&db, id)?;
     Ok(response::no_content())
 }

@@ -7,10 +7,9 @@ use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 use streamgate_core::api_error::ApiError;
 use streamgate_core::job_intake::{JobAccepted, JobRequest, KEY_PURPOSE, PATH};
+use streamgate_core::pipeline::{Job, JOB_STREAM as STREAM};
 use streamgate_core::{event_signature, keys};
 use streamgate_spin::secrets::Rotating;
-
-pub const STREAM: &str = "streamgate:jobs";
 
 fn unavailable(e: impl std::fmt::Debug) -> ApiError {
     ApiError::new(
@@ -22,7 +21,9 @@ fn unavailable(e: impl std::fmt::Debug) -> ApiError {
 }
 
 /// Appends a job; answers the stream entry id.
-pub fn enqueue(fields: &[(&str, &str)]) -> Result<String, ApiError> {
+pub fn enqueue(job: &Job) -> Result<String, ApiError> {
+    let fields = job.fields();
+    let fields = fields.as_slice();
     let transport = streamgate_spin::config::optional("job_transport");
     match transport.as_deref().unwrap_or("redis") {
         "redis" => enqueue_redis(fields),
@@ -35,7 +36,7 @@ pub fn enqueue(fields: &[(&str, &str)]) -> Result<String, ApiError> {
     }
 }
 
-fn enqueue_redis(fields: &[(&str, &str)]) -> Result<String, ApiError> {
+fn enqueue_redis(fields: &[(&str, String)]) -> Result<String, ApiError> {
     let address = streamgate_spin::config::get("redis_address")?;
     let conn = Connection::open(&address).map_err(unavailable)?;
     let mut args = vec![
@@ -57,7 +58,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn enqueue_http(fields: &[(&str, &str)]) -> Result<String, ApiError> {
+fn enqueue_http(fields: &[(&str, String)]) -> Result<String, ApiError> {
     let origin = streamgate_spin::config::get("job_origin_url")?;
     // Signed with the current secret only: the origin checks current and previous, so either
     // side may be rotated first.
@@ -67,7 +68,7 @@ fn enqueue_http(fields: &[(&str, &str)]) -> Result<String, ApiError> {
         job_id: hex(&streamgate_spin::random_bytes::<16>()?),
         fields: fields
             .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .map(|(n, v)| (n.to_string(), v.clone()))
             .collect(),
     };
     let body = serde_json::to_vec(&job).map_err(unavailable)?;
