@@ -153,6 +153,117 @@ impl Job {
     }
 }
 
+/// What the native side reports to the app's events endpoint: the envelope (`id`, unique per
+/// event and the same on a retry; `video_id`) and the kind with its data. On the wire (see the
+/// `Serialize` impl) `{"id", "type", "video_id", "data"}` in that order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub video_id: String,
+    pub data: EventData,
+}
+
+/// One variant per event type; serde's adjacent form is `{"type": <kind>, "data": {…}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum EventData {
+    /// The upload is complete; `source` is `sources/<video_id>`.
+    #[serde(rename = "upload.completed")]
+    UploadCompleted { size: u64, source: String },
+    #[serde(rename = "transcode.started")]
+    TranscodeStarted { attempt: u64 },
+    /// Best effort, never retried.
+    #[serde(rename = "transcode.progress")]
+    TranscodeProgress { percent: u32 },
+    /// The published ladder as the worker wrote it (its `ladder.json`): `renditions`, `audio`,
+    /// `poster`, `duration`, which the app checks when it applies the event.
+    #[serde(rename = "transcode.completed")]
+    TranscodeCompleted(serde_json::Value),
+    /// `code`, a fixed snake_case reason; `error`, a sentence for the owner; `final`, whether
+    /// the video is failed for good.
+    #[serde(rename = "transcode.failed")]
+    TranscodeFailed {
+        code: String,
+        error: String,
+        #[serde(rename = "final")]
+        last: bool,
+    },
+    #[serde(rename = "media.deleted")]
+    MediaDeleted {},
+}
+
+impl EventData {
+    /// The `type` on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventData::UploadCompleted { .. } => "upload.completed",
+            EventData::TranscodeStarted { .. } => "transcode.started",
+            EventData::TranscodeProgress { .. } => "transcode.progress",
+            EventData::TranscodeCompleted(_) => "transcode.completed",
+            EventData::TranscodeFailed { .. } => "transcode.failed",
+            EventData::MediaDeleted {} => "media.deleted",
+        }
+    }
+}
+
+impl Event {
+    pub fn new(id: impl Into<String>, video_id: &str, data: EventData) -> Event {
+        Event {
+            id: id.into(),
+            video_id: video_id.to_string(),
+            data,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.data.kind()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct EventWire<T> {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    video_id: String,
+    data: T,
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        // Through a JSON value, as the senders built events before this type: the data's keys
+        // come out in the same (sorted) order, so the bytes, which are signed, are the same.
+        let tagged = serde_json::to_value(&self.data).map_err(S::Error::custom)?;
+        let data = tagged
+            .get("data")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        EventWire {
+            id: self.id.clone(),
+            kind: self.kind().to_string(),
+            video_id: self.video_id.clone(),
+            data,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Event, D::Error> {
+        use serde::de::Error;
+        let wire = EventWire::<serde_json::Value>::deserialize(deserializer)?;
+        let data =
+            serde_json::from_value(serde_json::json!({"type": wire.kind, "data": wire.data}))
+                .map_err(D::Error::custom)?;
+        Ok(Event {
+            id: wire.id,
+            video_id: wire.video_id,
+            data,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +388,110 @@ mod tests {
         assert_eq!(JOB_STREAM, "streamgate:jobs");
         assert_eq!(DEAD_LETTER_STREAM, "streamgate:jobs:dead");
         assert_eq!(ERROR_STREAM, "streamgate:jobs:errors");
+    }
+
+    #[test]
+    fn events_are_the_json_the_native_side_sent() {
+        // Each kind as native-transcoder built it with `json!` before this type (tus.rs,
+        // worker/job.rs, worker/mod.rs), byte for byte: these bytes are what is signed.
+        let ladder = serde_json::json!({
+            "renditions": [{"name": "360p", "width": 640, "height": 360, "bandwidth": 800000,
+                "codecs": "avc1.64001e", "playlist": "360p/index.m3u8", "segments": ["360p/0.m4s"]}],
+            "audio": [],
+            "poster": "poster.jpg",
+            "duration": 4.5
+        });
+        let cases = [
+            (
+                Event::new(
+                    "upload.completed:v1:u1",
+                    "v1",
+                    EventData::UploadCompleted {
+                        size: 1234,
+                        source: "sources/v1".into(),
+                    },
+                ),
+                serde_json::json!({"size": 1234, "source": "sources/v1"}),
+            ),
+            (
+                Event::new(
+                    "transcode.started:v1:1-0:1",
+                    "v1",
+                    EventData::TranscodeStarted { attempt: 1 },
+                ),
+                serde_json::json!({"attempt": 1}),
+            ),
+            (
+                Event::new(
+                    "transcode.progress:v1:1-0:1:42",
+                    "v1",
+                    EventData::TranscodeProgress { percent: 42 },
+                ),
+                serde_json::json!({"percent": 42}),
+            ),
+            (
+                Event::new(
+                    "transcode.completed:v1:1-0",
+                    "v1",
+                    EventData::TranscodeCompleted(ladder.clone()),
+                ),
+                ladder,
+            ),
+            (
+                Event::new(
+                    "transcode.failed:v1:1-0:3",
+                    "v1",
+                    EventData::TranscodeFailed {
+                        code: "unsupported_format".into(),
+                        error: "not a video".into(),
+                        last: true,
+                    },
+                ),
+                serde_json::json!({"code": "unsupported_format", "error": "not a video", "final": true}),
+            ),
+            (
+                Event::new("media.deleted:v1:1-0", "v1", EventData::MediaDeleted {}),
+                serde_json::json!({}),
+            ),
+        ];
+        for (event, data) in cases {
+            #[derive(Serialize)]
+            struct Before {
+                id: String,
+                #[serde(rename = "type")]
+                kind: String,
+                video_id: String,
+                data: serde_json::Value,
+            }
+            let before = serde_json::to_string(&Before {
+                id: event.id.clone(),
+                kind: event.kind().to_string(),
+                video_id: event.video_id.clone(),
+                data,
+            })
+            .unwrap();
+            let now = serde_json::to_string(&event).unwrap();
+            assert_eq!(now, before);
+            assert!(now.starts_with(&format!(
+                r#"{{"id":"{}","type":"{}","video_id":"v1","data":"#,
+                event.id,
+                event.kind()
+            )));
+            assert_eq!(serde_json::from_str::<Event>(&now).unwrap(), event);
+        }
+        assert_eq!(
+            serde_json::to_string(&Event::new(
+                "p",
+                "v1",
+                EventData::TranscodeProgress { percent: 7 }
+            ))
+            .unwrap(),
+            r#"{"id":"p","type":"transcode.progress","video_id":"v1","data":{"percent":7}}"#
+        );
+        // An unknown kind is one decode error.
+        assert!(serde_json::from_str::<Event>(
+            r#"{"id":"x","type":"transcode.exploded","video_id":"v1","data":{}}"#
+        )
+        .is_err());
     }
 }
