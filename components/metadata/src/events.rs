@@ -85,8 +85,11 @@ fn data<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, ApiError> {
     })
 }
 
-/// What can be checked of the signature before the body is read (see [`BODY_LIMIT`]).
+/// What can be checked before the body is read (see [`BODY_LIMIT`]): the keys are configured
+/// (a short secret is the operator's error, 503, whatever the caller sent) and the signature
+/// header could verify.
 pub fn check_header(head: &ApiRequest) -> Result<(), ApiError> {
+    event_keys()?;
     event_signature::check_header(head.header(event_signature::HEADER), now()).map(drop)
 }
 

@@ -27,7 +27,8 @@ const MAX_DESCRIPTION_CHARS: usize = 5000;
 #[http_component]
 async fn handle(req: IncomingRequest) -> Response {
     let head = ApiRequest::head(&req);
-    let limit = if head.path == "/internal/v1/events" {
+    // Only a POST is an event: any other method gets its 405 below without this check.
+    let limit = if head.path == "/internal/v1/events" && head.method == Method::Post {
         // Before a byte of the body: a request whose signature header can never verify is
         // refused here, so an unsigned caller cannot make the app read an event-sized body.
         if let Err(e) = events::check_header(&head) {
