@@ -400,7 +400,10 @@ def test_workers_scale_on_the_job_stream(objects, spinapp):
     (trigger,) = scaled["spec"]["triggers"]
     assert trigger["type"] == "redis-streams"
     meta = trigger["metadata"]
+    # The worker's stream and group names, wherever the worker takes them from (the job
+    # contract in streamgate-core's pipeline module, or its own source).
     worker_src = "".join(p.read_text() for p in (ROOT / "native-transcoder" / "src").rglob("*.rs"))
+    worker_src += (ROOT / "components" / "core" / "src" / "pipeline.rs").read_text()
     assert meta["stream"] == "streamgate:jobs" and f'"{meta["stream"]}"' in worker_src
     assert f'"{meta["consumerGroup"]}"' in worker_src, "not the worker's consumer group"
     assert meta["address"] == variables(spinapp)["redis_host"]["value"]
