@@ -16,32 +16,13 @@ use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use serde::{Deserialize, Serialize};
 use streamgate_core::event_signature;
 
 use crate::config::now_unix;
 use crate::fsutil;
 use crate::metrics::METRICS;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Event {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub video_id: String,
-    pub data: serde_json::Value,
-}
-
-impl Event {
-    pub fn new(id: impl Into<String>, kind: &str, video_id: &str, data: serde_json::Value) -> Self {
-        Event {
-            id: id.into(),
-            kind: kind.to_string(),
-            video_id: video_id.to_string(),
-            data,
-        }
-    }
-}
+pub use streamgate_core::pipeline::{Event, EventData};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
@@ -111,22 +92,22 @@ impl EventSender {
         loop {
             match self.send_once(event).await {
                 Ok((status, _)) if status.is_success() => {
-                    METRICS.event_delivery(&event.kind, "accepted");
+                    METRICS.event_delivery(event.kind(), "accepted");
                     return Delivery::Accepted;
                 }
                 Ok((status, text)) if is_permanent(status) => {
-                    METRICS.event_delivery(&event.kind, "rejected");
+                    METRICS.event_delivery(event.kind(), "rejected");
                     log_rejection(event, status, &text);
                     return Delivery::Rejected(status.as_u16(), text);
                 }
                 Ok((status, text)) => {
-                    METRICS.event_delivery(&event.kind, "retry");
-                    tracing::warn!(event = %event.id, kind = %event.kind, %status, body = %text,
+                    METRICS.event_delivery(event.kind(), "retry");
+                    tracing::warn!(event = %event.id, kind = event.kind(), %status, body = %text,
                         retry_in_ms = backoff.as_millis() as u64, "event not accepted yet");
                 }
                 Err(e) => {
-                    METRICS.event_delivery(&event.kind, "retry");
-                    tracing::warn!(event = %event.id, kind = %event.kind, error = %format!("{e:#}"),
+                    METRICS.event_delivery(event.kind(), "retry");
+                    tracing::warn!(event = %event.id, kind = event.kind(), error = %format!("{e:#}"),
                         retry_in_ms = backoff.as_millis() as u64, "event not delivered yet");
                 }
             }
@@ -144,16 +125,16 @@ impl EventSender {
 fn log_rejection(event: &Event, status: StatusCode, text: &str) {
     if status == StatusCode::NOT_FOUND {
         let reason = "the video no longer exists (deleted in the meantime); nothing to apply";
-        if event.kind == "media.deleted" {
-            tracing::info!(event = %event.id, kind = %event.kind, %status, body = %text, reason,
+        if matches!(event.data, EventData::MediaDeleted {}) {
+            tracing::info!(event = %event.id, kind = event.kind(), %status, body = %text, reason,
                 "the app has already forgotten the deleted video; not retrying");
         } else {
-            tracing::warn!(event = %event.id, kind = %event.kind, %status, body = %text, reason,
+            tracing::warn!(event = %event.id, kind = event.kind(), %status, body = %text, reason,
                 "the events endpoint refused the event; not retrying");
         }
         return;
     }
-    tracing::error!(event = %event.id, kind = %event.kind, %status, body = %text,
+    tracing::error!(event = %event.id, kind = event.kind(), %status, body = %text,
         "the events endpoint refused the event; not retrying");
 }
 
@@ -234,7 +215,7 @@ impl Outbox {
             let done = match outcome {
                 Delivery::Accepted => std::fs::remove_file(&path),
                 Delivery::Rejected(status, _) => {
-                    if status == 404 && event.kind == "upload.completed" {
+                    if status == 404 && matches!(event.data, EventData::UploadCompleted { .. }) {
                         // The video was deleted before its upload finished: nothing will
                         // ever transcode or delete this source.
                         if let Some(root) = this.dir.parent() {
@@ -251,7 +232,7 @@ impl Outbox {
             if let Err(e) = done {
                 tracing::error!(file = %path.display(), error = %e, "cannot retire an outbox file");
             }
-            tracing::info!(event = %event.id, kind = %event.kind, ?outcome, "event delivered");
+            tracing::info!(event = %event.id, kind = event.kind(), ?outcome, "event delivered");
             let mut in_flight = this.in_flight.lock().unwrap();
             in_flight.remove(&event.id);
             METRICS.outbox_events.set(in_flight.len() as i64);
@@ -345,7 +326,7 @@ mod tests {
     }
 
     /// Delivers one `kind` event to an endpoint answering `status`; what was logged.
-    fn logged(kind: &str, status: u16) -> String {
+    fn logged(data: EventData, status: u16) -> String {
         let url = endpoint_answering(status);
         let captured = Captured::default();
         let subscriber = tracing_subscriber::fmt()
@@ -360,8 +341,7 @@ mod tests {
                 .unwrap()
                 .block_on(async {
                     let sender = EventSender::new(&url, [7; 32]).unwrap();
-                    let event =
-                        Event::new(format!("{kind}:v1:1"), kind, "v1", serde_json::json!({}));
+                    let event = Event::new(format!("{}:v1:1", data.kind()), "v1", data);
                     sender.deliver(&event).await
                 })
         });
@@ -382,16 +362,16 @@ mod tests {
 
     #[test]
     fn a_404_for_a_video_that_is_gone_is_no_error_and_says_why() {
-        let log = logged("media.deleted", 404);
+        let log = logged(EventData::MediaDeleted {}, 404);
         assert!(!log.contains("ERROR"), "{log}");
         assert_eq!(reason_level(&log), Some("INFO"), "{log}");
 
-        let log = logged("transcode.completed", 404);
+        let log = logged(EventData::TranscodeCompleted(serde_json::json!({})), 404);
         assert!(!log.contains("ERROR"), "{log}");
         assert_eq!(reason_level(&log), Some("WARN"), "{log}");
 
         // Any other refusal for good is still an error.
-        let log = logged("transcode.completed", 422);
+        let log = logged(EventData::TranscodeCompleted(serde_json::json!({})), 422);
         assert!(log.contains("ERROR"), "{log}");
     }
 }

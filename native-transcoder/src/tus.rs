@@ -20,7 +20,7 @@ use streamgate_core::edge_token::EdgeToken;
 use tokio::io::AsyncWriteExt;
 
 use crate::config::{self, now_unix, Keys};
-use crate::events::{Event, Outbox};
+use crate::events::{Event, EventData, Outbox};
 use crate::fsutil::{self, is_safe_id};
 use crate::server::{empty, error_response, Body};
 
@@ -651,9 +651,11 @@ impl Uploads {
         .await??;
         self.outbox.enqueue(Event::new(
             format!("upload.completed:{}:{}", info.video_id, info.upload_id),
-            "upload.completed",
             &info.video_id,
-            serde_json::json!({"size": info.length, "source": format!("sources/{}", info.video_id)}),
+            EventData::UploadCompleted {
+                size: info.length,
+                source: format!("sources/{}", info.video_id),
+            },
         ))?;
         let done = UploadInfo {
             complete: true,

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use redis::streams::StreamId;
-use serde_json::json;
 use streamgate_core::pipeline::{self, MalformedJob};
 use tokio::sync::watch;
 
@@ -14,7 +13,7 @@ use super::retry::MAX_DELIVERIES;
 use super::workdir::WorkDir;
 use super::WorkConfig;
 use crate::config::now_unix;
-use crate::events::{Delivery, Event, EventSender};
+use crate::events::{Delivery, Event, EventData, EventSender};
 use crate::fsutil;
 use crate::intake::Refusal;
 use crate::metrics::METRICS;
@@ -115,7 +114,7 @@ pub(super) async fn run_job(cfg: &WorkConfig, job: &Job, video: &str) -> Result<
             tracing::info!(video, "ladder already published; announcing it again");
             deliver_or_log(
                 &cfg.events,
-                &Event::new(completed_id, "transcode.completed", video, data),
+                &Event::new(completed_id, video, EventData::TranscodeCompleted(data)),
             )
             .await;
             return Ok(Ended::Done);
@@ -126,9 +125,10 @@ pub(super) async fn run_job(cfg: &WorkConfig, job: &Job, video: &str) -> Result<
         &cfg.events,
         &Event::new(
             format!("transcode.started:{video}:{}:{}", job.id, job.attempt),
-            "transcode.started",
             video,
-            json!({"attempt": job.attempt}),
+            EventData::TranscodeStarted {
+                attempt: job.attempt as u64,
+            },
         ),
     )
     .await;
@@ -161,9 +161,8 @@ pub(super) async fn run_job(cfg: &WorkConfig, job: &Job, video: &str) -> Result<
             let pct = *rx.borrow_and_update();
             let event = Event::new(
                 format!("transcode.progress:{progress_video}:{progress_prefix}:{pct}"),
-                "transcode.progress",
                 &progress_video,
-                json!({"percent": pct}),
+                EventData::TranscodeProgress { percent: pct },
             );
             // Best effort: never retried, so what is not accepted at once is dropped.
             let outcome = match progress_events.send_once(&event).await {
@@ -174,7 +173,7 @@ pub(super) async fn run_job(cfg: &WorkConfig, job: &Job, video: &str) -> Result<
                     "dropped"
                 }
             };
-            METRICS.event_delivery(&event.kind, outcome);
+            METRICS.event_delivery(event.kind(), outcome);
         }
     });
     let mut throttle = Throttle::default();
@@ -220,7 +219,7 @@ pub(super) async fn run_job(cfg: &WorkConfig, job: &Job, video: &str) -> Result<
     };
     deliver_or_log(
         &cfg.events,
-        &Event::new(completed_id, "transcode.completed", video, data),
+        &Event::new(completed_id, video, EventData::TranscodeCompleted(data)),
     )
     .await;
     Ok(Ended::Done)

@@ -27,11 +27,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use redis::streams::StreamId;
-use serde_json::json;
 use streamgate_core::pipeline;
 use tokio::sync::watch;
 
-use crate::events::{Delivery, Event, EventSender};
+use crate::events::{Delivery, Event, EventData, EventSender};
 use crate::intake::{Refusal, SourceLimits};
 use crate::metrics::METRICS;
 use crate::transcode::{JobError, Tools};
@@ -298,9 +297,8 @@ impl Worker {
         tracing::info!(video, removed, "media deleted");
         let event = Event::new(
             format!("media.deleted:{video}:{}", job.id),
-            "media.deleted",
             video,
-            json!({}),
+            EventData::MediaDeleted {},
         );
         // The app has usually deleted the video already and answers 404: that is the
         // acknowledgement too.
@@ -334,9 +332,12 @@ impl Worker {
     ) -> bool {
         let event = Event::new(
             format!("transcode.failed:{video}:{}:{}", job.id, job.attempt),
-            "transcode.failed",
             video,
-            json!({"code": refusal.code, "error": refusal.message, "final": last}),
+            EventData::TranscodeFailed {
+                code: refusal.code.to_string(),
+                error: refusal.message.clone(),
+                last,
+            },
         );
         self.deliver_before_stop(&event, shutdown).await.is_some()
     }
@@ -359,7 +360,7 @@ impl Worker {
         tokio::select! {
             delivery = self.cfg.events.deliver(event) => Some(delivery),
             _ = stopping => {
-                tracing::warn!(event = %event.id, kind = %event.kind,
+                tracing::warn!(event = %event.id, kind = event.kind(),
                     "shutdown grace over before the app took the event; handing the job back");
                 None
             }
