@@ -192,17 +192,59 @@ pub enum EventData {
     MediaDeleted {},
 }
 
+/// The event types without their data, for a receiver that reads the data of some only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    UploadCompleted,
+    TranscodeStarted,
+    TranscodeProgress,
+    TranscodeCompleted,
+    TranscodeFailed,
+    MediaDeleted,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 6] = [
+        EventKind::UploadCompleted,
+        EventKind::TranscodeStarted,
+        EventKind::TranscodeProgress,
+        EventKind::TranscodeCompleted,
+        EventKind::TranscodeFailed,
+        EventKind::MediaDeleted,
+    ];
+
+    /// The `type` on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::UploadCompleted => "upload.completed",
+            EventKind::TranscodeStarted => "transcode.started",
+            EventKind::TranscodeProgress => "transcode.progress",
+            EventKind::TranscodeCompleted => "transcode.completed",
+            EventKind::TranscodeFailed => "transcode.failed",
+            EventKind::MediaDeleted => "media.deleted",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+}
+
 impl EventData {
+    pub fn event_kind(&self) -> EventKind {
+        match self {
+            EventData::UploadCompleted { .. } => EventKind::UploadCompleted,
+            EventData::TranscodeStarted { .. } => EventKind::TranscodeStarted,
+            EventData::TranscodeProgress { .. } => EventKind::TranscodeProgress,
+            EventData::TranscodeCompleted(_) => EventKind::TranscodeCompleted,
+            EventData::TranscodeFailed { .. } => EventKind::TranscodeFailed,
+            EventData::MediaDeleted {} => EventKind::MediaDeleted,
+        }
+    }
+
     /// The `type` on the wire.
     pub fn kind(&self) -> &'static str {
-        match self {
-            EventData::UploadCompleted { .. } => "upload.completed",
-            EventData::TranscodeStarted { .. } => "transcode.started",
-            EventData::TranscodeProgress { .. } => "transcode.progress",
-            EventData::TranscodeCompleted(_) => "transcode.completed",
-            EventData::TranscodeFailed { .. } => "transcode.failed",
-            EventData::MediaDeleted {} => "media.deleted",
-        }
+        self.event_kind().as_str()
     }
 }
 
@@ -488,6 +530,10 @@ mod tests {
             .unwrap(),
             r#"{"id":"p","type":"transcode.progress","video_id":"v1","data":{"percent":7}}"#
         );
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(EventKind::parse("transcode.exploded"), None);
         // An unknown kind is one decode error.
         assert!(serde_json::from_str::<Event>(
             r#"{"id":"x","type":"transcode.exploded","video_id":"v1","data":{}}"#

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use spin_sdk::http::Response;
 use spin_sdk::sqlite3::{Connection, Value};
 use streamgate_core::api_error::ApiError;
-use streamgate_core::pipeline::Job;
+use streamgate_core::pipeline::{EventKind, Job};
 use streamgate_core::video::{
     failure_code, failure_sentence, validate_tracks, AudioTrack, Rendition, VideoStatus,
 };
@@ -125,7 +125,7 @@ pub fn receive(request: &ApiRequest) -> Result<Response, ApiError> {
     // A duplicate is the sender retrying, possibly because the queue refused its job last
     // time: the job still waits in the outbox and goes now. Until the queue has it, the answer
     // is 503 and the sender keeps retrying, so the job is not lost.
-    if status == "duplicate" || event.kind == "upload.completed" {
+    if status == "duplicate" || EventKind::parse(&event.kind) == Some(EventKind::UploadCompleted) {
         hand_off_jobs(&db, &event.video_id)?;
     }
     Ok(response::json(
@@ -174,8 +174,15 @@ fn hand_off_jobs(db: &Connection, video_id: &str) -> Result<(), ApiError> {
 
 fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
     let id = event.video_id.as_str();
-    match event.kind.as_str() {
-        "upload.completed" => {
+    let Some(kind) = EventKind::parse(&event.kind) else {
+        return Err(ApiError::new(
+            422,
+            "invalid_event",
+            format!("unknown event type `{}`", event.kind),
+        ));
+    };
+    match kind {
+        EventKind::UploadCompleted => {
             let upload: UploadCompleted = data(event)?;
             if store::advance(db, id, VideoStatus::Queued, now)? {
                 store::set_field(db, id, "source", Value::Text(upload.source.clone()))?;
@@ -183,10 +190,10 @@ fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
                 store::add_to_outbox(db, id, job.action(), &upload.source, now)?;
             }
         }
-        "transcode.started" => {
+        EventKind::TranscodeStarted => {
             store::advance(db, id, VideoStatus::Transcoding, now)?;
         }
-        "transcode.progress" => {
+        EventKind::TranscodeProgress => {
             let progress: Progress = data(event)?;
             let percent = progress.percent.clamp(0.0, 100.0).floor() as i64;
             db.execute(
@@ -200,7 +207,7 @@ fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
             )
             .map_err(store::db_error)?;
         }
-        "transcode.completed" => {
+        EventKind::TranscodeCompleted => {
             let done: Completed = data(event)?;
             validate_tracks(&done.renditions, &done.audio)?;
             let current = store::video(db, id)?;
@@ -227,7 +234,7 @@ fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
                 ));
             }
         }
-        "transcode.failed" => {
+        EventKind::TranscodeFailed => {
             let failed: Failed = data(event)?;
             if failed.r#final {
                 // Status, code and sentence in one statement: a failed video always says why.
@@ -251,14 +258,7 @@ fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
                 .map_err(store::db_error)?;
             }
         }
-        "media.deleted" => {}
-        other => {
-            return Err(ApiError::new(
-                422,
-                "invalid_event",
-                format!("unknown event type `{other}`"),
-            ));
-        }
+        EventKind::MediaDeleted => {}
     }
     Ok(())
 }
