@@ -1,6 +1,7 @@
-//! The contract between the app and the native side (docs/pipeline.md): the Redis streams, and
-//! the jobs the app appends to the job stream. Both sides build from these definitions, so a
-//! misspelt field or action does not compile, and reading a stream entry is one decode.
+//! The contract between the app and the native side (docs/pipeline.md): the Redis streams, the
+//! jobs the app appends to the job stream, and the events the native side sends back. Both sides
+//! build from these definitions, so a misspelt field, action or event type does not compile,
+//! and reading a stream entry or an event is one decode.
 
 use std::collections::HashMap;
 
