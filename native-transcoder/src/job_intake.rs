@@ -13,7 +13,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use streamgate_core::api_error::ApiError;
-use streamgate_core::event_signature::{self, TOLERANCE_SECS};
+use streamgate_core::event_signature;
 use streamgate_core::job_intake::{JobAccepted, JobRequest, BODY_LIMIT, REMEMBER_SECS};
 use streamgate_core::pipeline::JOB_STREAM as STREAM;
 
@@ -81,7 +81,9 @@ impl JobIntake {
             .get(event_signature::HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        precheck(signature.as_deref(), now_unix())?;
+        // Judged before the body is read: a request failing here can never verify. The whole
+        // check runs again once the body is in, with the clock of that moment.
+        event_signature::check_header(signature.as_deref(), now_unix())?;
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -179,42 +181,6 @@ fn unavailable(e: redis::RedisError) -> ApiError {
     .with_retry_after(5)
 }
 
-/// What the signature header says before the body is read: there, a timestamp within the
-/// tolerance, and a tag shaped like an HMAC-SHA256. A request failing here can never verify.
-fn precheck(header: Option<&str>, now: i64) -> Result<(), ApiError> {
-    let rejected = |why: &str| {
-        ApiError::new(
-            401,
-            "bad_event_signature",
-            format!("job signature rejected: {why}"),
-        )
-    };
-    let header = header.ok_or_else(|| rejected("no StreamGate-Signature header"))?;
-    let mut timestamp = None;
-    let mut tagged = false;
-    for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
-            Some(("v1", tag)) => {
-                tagged |= tag.len() == 64 && tag.bytes().all(|b| b.is_ascii_hexdigit())
-            }
-            _ => {}
-        }
-    }
-    let timestamp = timestamp.ok_or_else(|| rejected("no timestamp"))?;
-    if now.abs_diff(timestamp) > TOLERANCE_SECS.unsigned_abs() {
-        return Err(ApiError::new(
-            401,
-            "stale_event",
-            format!("the job's timestamp is more than {TOLERANCE_SECS} s from the origin's clock"),
-        ));
-    }
-    if !tagged {
-        return Err(rejected("no v1 signature of 64 hex digits"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,7 +189,7 @@ mod tests {
     fn the_header_is_judged_before_the_body() {
         let now = 1_714_564_800;
         let tag = "ab".repeat(32);
-        assert!(precheck(Some(&format!("t={now},v1={tag}")), now).is_ok());
+        assert!(event_signature::check_header(Some(&format!("t={now},v1={tag}")), now).is_ok());
         for (header, code) in [
             (None, "bad_event_signature"),
             (Some(format!("v1={tag}")), "bad_event_signature"),
@@ -232,7 +198,9 @@ mod tests {
             (Some(format!("t={},v1={tag}", i64::MIN)), "stale_event"),
         ] {
             assert_eq!(
-                precheck(header.as_deref(), now).unwrap_err().code,
+                event_signature::check_header(header.as_deref(), now)
+                    .unwrap_err()
+                    .code,
                 code,
                 "{header:?}"
             );
