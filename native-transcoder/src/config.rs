@@ -149,13 +149,6 @@ pub fn prepare_media_dir(media_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

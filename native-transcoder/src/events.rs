@@ -18,7 +18,6 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use streamgate_core::event_signature;
 
-use crate::config::now_unix;
 use crate::fsutil;
 use crate::metrics::METRICS;
 
@@ -66,7 +65,7 @@ impl EventSender {
     /// One attempt. `Ok(status)` whatever the status; `Err` when no answer came.
     pub async fn send_once(&self, event: &Event) -> Result<(StatusCode, String)> {
         let body = serde_json::to_vec(event).expect("events serialise");
-        let signature = event_signature::sign(&self.key, now_unix(), &body);
+        let signature = event_signature::sign(&self.key, streamgate_core::now(), &body);
         let request = Request::post(self.url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(event_signature::HEADER, signature)

@@ -17,7 +17,6 @@ use streamgate_core::event_signature;
 use streamgate_core::job_intake::{JobAccepted, JobRequest, BODY_LIMIT, REMEMBER_SECS};
 use streamgate_core::pipeline::JOB_STREAM as STREAM;
 
-use crate::config::now_unix;
 use crate::server::{error_response, full, Body};
 
 const SEEN_PREFIX: &str = "streamgate:job-intake:";
@@ -83,7 +82,7 @@ impl JobIntake {
             .map(str::to_owned);
         // Judged before the body is read: a request failing here can never verify. The whole
         // check runs again once the body is in, with the clock of that moment.
-        event_signature::check_header(signature.as_deref(), now_unix())?;
+        event_signature::check_header(signature.as_deref(), streamgate_core::now())?;
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -113,7 +112,7 @@ impl JobIntake {
         })?
         .to_bytes();
         let keys: Vec<&[u8]> = self.keys.iter().map(|k| k.as_slice()).collect();
-        event_signature::verify(signature.as_deref(), &keys, &body, now_unix())?;
+        event_signature::verify(signature.as_deref(), &keys, &body, streamgate_core::now())?;
         let job: JobRequest = serde_json::from_slice(&body).map_err(|e| {
             ApiError::new(
                 400,

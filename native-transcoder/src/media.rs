@@ -36,7 +36,7 @@ use streamgate_core::api_error::ApiError;
 use streamgate_core::edge_token;
 use tokio::io::AsyncSeekExt;
 
-use crate::config::{now_unix, PlaybackKeys};
+use crate::config::PlaybackKeys;
 use crate::fsutil::is_safe_id;
 use crate::server::{empty, error_response, Body};
 
@@ -518,10 +518,12 @@ pub(crate) fn check_edge_token(
                 .map(|(_, v)| v.into_owned())
         })
         .unwrap_or_default();
-    edge_token::verify_with_leeway(&token, keys, path, now_unix(), leeway_secs).map_err(|e| {
-        crate::metrics::METRICS.token_refused(kind, e.code());
-        ApiError::new(403, e.code(), format!("{kind} refused: {e}"))
-    })
+    edge_token::verify_with_leeway(&token, keys, path, streamgate_core::now(), leeway_secs).map_err(
+        |e| {
+            crate::metrics::METRICS.token_refused(kind, e.code());
+            ApiError::new(403, e.code(), format!("{kind} refused: {e}"))
+        },
+    )
 }
 
 #[cfg(test)]

@@ -141,7 +141,7 @@ pub async fn serve(
             every.tick().await;
             let dir = sweep_dir.clone();
             let swept = tokio::task::spawn_blocking(move || {
-                crate::tus::sweep(&dir, abandoned_after, crate::config::now_unix())
+                crate::tus::sweep(&dir, abandoned_after, streamgate_core::now())
             })
             .await;
             if let Ok((uploads, tombstones)) = swept {

@@ -19,7 +19,7 @@ use streamgate_core::api_error::ApiError;
 use streamgate_core::edge_token::EdgeToken;
 use tokio::io::AsyncWriteExt;
 
-use crate::config::{self, now_unix, Keys};
+use crate::config::{self, Keys};
 use crate::events::{Event, EventData, Outbox};
 use crate::fsutil::{self, is_safe_id};
 use crate::server::{empty, error_response, Body};
@@ -358,7 +358,7 @@ impl Uploads {
             upload_id: fsutil::random_hex(16),
             length,
             metadata,
-            created_at: now_unix(),
+            created_at: streamgate_core::now(),
             complete: false,
         };
         let info_clone = info.clone();
@@ -418,7 +418,7 @@ impl Uploads {
     /// the quota bounds what a wallet can make the origin store, not what it finished.
     fn charge(&self, owner: &str, length: u64) -> Result<(), ApiError> {
         let _ledgers = self.quota.lock().unwrap();
-        let now = now_unix();
+        let now = streamgate_core::now();
         let today = now.div_euclid(86_400);
         let path = self.media_dir.join("quota").join(format!("{owner}.json"));
         let mut ledger = std::fs::read(&path)

@@ -12,7 +12,6 @@ use super::queue::text;
 use super::retry::MAX_DELIVERIES;
 use super::workdir::WorkDir;
 use super::WorkConfig;
-use crate::config::now_unix;
 use crate::events::{Delivery, Event, EventData, EventSender};
 use crate::fsutil;
 use crate::intake::Refusal;
@@ -75,7 +74,7 @@ pub(super) enum Ended {
 /// the three were removed.
 pub(super) fn remove_media(root: &Path, video: &str) -> std::io::Result<usize> {
     let tombstone = crate::config::tombstone(root, video);
-    fsutil::write_atomic(&tombstone, now_unix().to_string().as_bytes())?;
+    fsutil::write_atomic(&tombstone, streamgate_core::now().to_string().as_bytes())?;
     Ok([
         root.join("media").join(video),
         root.join("sources").join(video),

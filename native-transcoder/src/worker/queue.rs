@@ -10,7 +10,6 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, St
 use redis::Value;
 use tokio::sync::watch;
 
-use crate::config::now_unix;
 use crate::metrics::METRICS;
 
 pub use streamgate_core::pipeline::{
@@ -343,7 +342,7 @@ impl QueueProbe {
                 // An entry id is `<ms since the epoch>-<seq>`: its age is when it was added.
                 let age = oldest
                     .and_then(|id| id.split('-').next()?.parse::<i64>().ok())
-                    .map(|ms| (now_unix() as f64 - ms as f64 / 1000.0).max(0.0))
+                    .map(|ms| (streamgate_core::now() as f64 - ms as f64 / 1000.0).max(0.0))
                     .unwrap_or(0.0);
                 METRICS.queue_oldest_pending_age.set(age);
             }
