@@ -229,3 +229,32 @@ sg_secrets() {
         esac
     done < "$file"
 }
+
+# A private Prometheus, for `scripts/up --observe` and tests/node/observe.test.js (one function,
+# so the test checks what the script runs): it scrapes the host's admin listener, the origin's
+# and the worker's metrics listeners (HOST:PORT each; an empty one is left out) with the alert
+# rules of infra/observability/alerts.yml loaded, keeps its configuration and its data under DIR
+# and serves its UI and API on LISTEN. SG_PROMETHEUS_INTERVAL (5s) is both the scrape and the
+# rule evaluation interval. It replaces the calling shell (exec), so that the caller's `$!` or
+# child process is Prometheus itself, and runs in a session of its own (setsid execs without
+# forking in a background job), so that a terminal's Ctrl-C reaches only the caller, which stops it.
+#   sg_prometheus_run DIR LISTEN HOST_TARGET ORIGIN_TARGET WORKER_TARGET
+sg_prometheus_run() {
+    local dir="$1" listen="$2" interval="${SG_PROMETHEUS_INTERVAL:-5s}"
+    local jobs=(streamgate-host streamgate-origin streamgate-worker) targets=("$3" "$4" "$5") i
+    mkdir -p "$dir/data"
+    # The job names are those of infra/observability/prometheus.yml; the rules are read in place,
+    # so an edit of alerts.yml shows after a restart.
+    {
+        echo "# Written by sg_prometheus_run (scripts/lib.sh) at each start: edits here are lost."
+        printf 'global:\n  scrape_interval: %s\n  evaluation_interval: %s\n' "$interval" "$interval"
+        printf 'rule_files:\n  - "%s"\n' "$SG_ROOT/infra/observability/alerts.yml"
+        echo "scrape_configs:"
+        for i in 0 1 2; do
+            [ -n "${targets[$i]}" ] || continue
+            printf '  - job_name: %s\n    static_configs:\n      - targets: ["%s"]\n' "${jobs[$i]}" "${targets[$i]}"
+        done
+    } > "$dir/prometheus.yml"
+    exec setsid prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+        --web.listen-address="$listen"
+}
