@@ -218,6 +218,118 @@ fn frame_rate(fps: f64) -> String {
     }
 }
 
+/// Playlists rendered once per video, when its tracks are stored, and stamped per request: a
+/// playlist differs between viewers only in its token (and, should the configuration change, the
+/// media base URL), so both are left as marks in the kept text. A mark starts with U+0001, which
+/// the rendered fields never hold ([`templates`] refuses inputs that do), so no stored text can
+/// forge one.
+pub mod template {
+    use super::{dash_mpd, duration_secs, hls_master, hls_media, xml_escape, Links};
+    use crate::video::{AudioTrack, Rendition};
+
+    const MARK: char = '\u{1}';
+    const TOKEN: &str = "\u{1}t";
+    const BASE: &str = "\u{1}b";
+
+    /// The master playlist's file name, as requested under `/stream/<id>/`.
+    pub const MASTER: &str = "master.m3u8";
+    /// The DASH manifest's file name.
+    pub const MPD: &str = "manifest.mpd";
+
+    /// One kept playlist: the requested file name (`master.m3u8`, `manifest.mpd`,
+    /// `<track>.m3u8`) and its text with marks.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Template {
+        pub file: String,
+        pub body: String,
+    }
+
+    /// Every playlist of a video with the marks in place, and the video's length (what a viewing
+    /// token is renewed for, [`super::duration_secs`]), or `None` if a field holds the mark
+    /// character (then the playlists are rendered per request, as before).
+    pub fn templates(
+        video_id: &str,
+        renditions: &[Rendition],
+        audio: &[AudioTrack],
+    ) -> Option<(f64, Vec<Template>)> {
+        let marked = |s: &str| s.contains(MARK);
+        let unsafe_field = marked(video_id)
+            || renditions.iter().any(|r| {
+                marked(&r.name)
+                    || marked(&r.codecs)
+                    || marked(&r.init)
+                    || r.segments.iter().any(|s| marked(&s.uri))
+            })
+            || audio.iter().any(|a| {
+                marked(&a.name)
+                    || marked(&a.codecs)
+                    || marked(&a.init)
+                    || a.segments.iter().any(|s| marked(&s.uri))
+            });
+        if unsafe_field {
+            return None;
+        }
+        let links = Links {
+            video_id,
+            media_base: BASE,
+            token: TOKEN,
+        };
+        let mut out = vec![
+            Template {
+                file: MASTER.into(),
+                body: hls_master(renditions, audio, TOKEN),
+            },
+            Template {
+                file: MPD.into(),
+                body: dash_mpd(renditions, audio, &links),
+            },
+        ];
+        let tracks = renditions
+            .iter()
+            .map(|r| (&r.name, &r.init, &r.segments))
+            .chain(audio.iter().map(|a| (&a.name, &a.init, &a.segments)));
+        for (name, init, segments) in tracks {
+            out.push(Template {
+                file: format!("{name}.m3u8"),
+                body: hls_media(init, segments, &links),
+            });
+        }
+        Some((duration_secs(renditions, audio), out))
+    }
+
+    /// The playlist for one viewer: `template` (the body of a [`Template`] named `file`) with
+    /// the media base URL and the token in place, escaped as the direct render escapes them
+    /// (XML in the MPD, as is in HLS).
+    pub fn stamp(file: &str, template: &str, media_base: &str, token: &str) -> String {
+        let base = media_base.trim_end_matches('/');
+        let (base, token) = if file.ends_with(".mpd") {
+            (xml_escape(base), xml_escape(token))
+        } else {
+            (base.to_string(), token.to_string())
+        };
+        let mut out = String::with_capacity(template.len() + 64 * token.len());
+        let mut rest = template;
+        // One pass, so a token that happens to hold a mark is never stamped into again.
+        while let Some(at) = rest.find(MARK) {
+            out.push_str(&rest[..at]);
+            let tail = &rest[at..];
+            if tail.starts_with(TOKEN) {
+                out.push_str(&token);
+                rest = &tail[TOKEN.len()..];
+            } else if tail.starts_with(BASE) {
+                out.push_str(&base);
+                rest = &tail[BASE.len()..];
+            } else {
+                // Not written by `templates`; kept as is rather than guessed at.
+                out.push(MARK);
+                rest = &tail[MARK.len_utf8()..];
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,5 +511,95 @@ mod tests {
         // The longest track sets the presentation's duration.
         assert!(mpd.contains("mediaPresentationDuration=\"PT6.111S\""));
         assert!(mpd.contains("maxSegmentDuration=\"PT4.011S\""));
+    }
+
+    /// Every printable ASCII character, the characters XML escapes among them, something
+    /// outside ASCII and the mark itself: whatever the token alphabet allows (EdgeAuth fields,
+    /// `!`-joined ACLs, free `data`), stamping must equal the direct render.
+    const ODD_TOKENS: &[&str] = &[
+        "st=1764585600~exp=1764589800~acl=/stream/vid/*!/media/vid/*~data=a&b<c>\"d'e~hmac=0f",
+        " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~",
+        "\u{1}t\u{1}b~é~\u{1}",
+        "",
+    ];
+
+    fn ladder() -> (Vec<Rendition>, Vec<AudioTrack>) {
+        (
+            vec![
+                video_only("360p", 360, 800_000),
+                video_only("720p", 720, 2_800_000),
+            ],
+            vec![audio(&[4.011, 1.989])],
+        )
+    }
+
+    #[test]
+    fn stamped_templates_equal_the_direct_render_for_hls_and_dash() {
+        for (renditions, audio) in [
+            ladder(),
+            (vec![rendition("240p", 240, 1, &[4.0, 0.5])], vec![]),
+        ] {
+            let (duration, kept) = template::templates("vid", &renditions, &audio).unwrap();
+            assert_eq!(duration, duration_secs(&renditions, &audio));
+            let files: Vec<&str> = kept.iter().map(|t| t.file.as_str()).collect();
+            let mut expected = vec!["master.m3u8".to_string(), "manifest.mpd".to_string()];
+            expected.extend(renditions.iter().map(|r| format!("{}.m3u8", r.name)));
+            expected.extend(audio.iter().map(|a| format!("{}.m3u8", a.name)));
+            assert_eq!(files, expected);
+            for base in ["http://cdn.test/", "https://media.example.com/a&b"] {
+                for token in ODD_TOKENS {
+                    let links = Links {
+                        video_id: "vid",
+                        media_base: base,
+                        token,
+                    };
+                    for t in &kept {
+                        let direct = match t.file.as_str() {
+                            "master.m3u8" => hls_master(&renditions, &audio, token),
+                            "manifest.mpd" => dash_mpd(&renditions, &audio, &links),
+                            file => {
+                                let name = file.strip_suffix(".m3u8").unwrap();
+                                let (init, segments) = renditions
+                                    .iter()
+                                    .find(|r| r.name == name)
+                                    .map(|r| (&r.init, &r.segments))
+                                    .or_else(|| {
+                                        audio
+                                            .iter()
+                                            .find(|a| a.name == name)
+                                            .map(|a| (&a.init, &a.segments))
+                                    })
+                                    .unwrap();
+                                hls_media(init, segments, &links)
+                            }
+                        };
+                        let stamped = template::stamp(&t.file, &t.body, base, token);
+                        assert_eq!(stamped, direct, "{} with token {token:?}", t.file);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_template_holds_no_token_and_no_base() {
+        let (renditions, audio) = ladder();
+        let (_, kept) = template::templates("vid", &renditions, &audio).unwrap();
+        for t in kept {
+            assert!(
+                !t.body.contains("cdn.test") && !t.body.contains("hmac"),
+                "{}",
+                t.body
+            );
+            assert!(t.body.contains("hdnts=\u{1}t"), "{}", t.body);
+        }
+    }
+
+    #[test]
+    fn a_field_holding_the_mark_gets_no_template() {
+        let (mut renditions, audio) = ladder();
+        renditions[0].codecs = "avc1\u{1}t".into();
+        assert!(template::templates("vid", &renditions, &audio).is_none());
+        assert!(template::templates("v\u{1}b", &ladder().0, &[]).is_none());
     }
 }
