@@ -25,8 +25,10 @@ pub mod rate_limit;
 pub mod readiness;
 pub mod rpc;
 pub mod session;
+pub mod settings;
 pub mod signin;
 pub mod siwe;
+pub mod trace;
 pub mod video;
 
 /// Seconds since the Unix epoch by the wall clock (0 before it). The domain functions take the

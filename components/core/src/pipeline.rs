@@ -7,6 +7,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::trace::TraceContext;
+
 /// The stream the app appends jobs to and the workers read.
 pub const JOB_STREAM: &str = "streamgate:jobs";
 /// Where a worker moves a job it will not run: the entry's fields plus `error`.
@@ -29,12 +31,18 @@ pub enum Job {
         /// Unix seconds, as the app wrote them; absent from entries not written by the app.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         enqueued_at: Option<String>,
+        /// The W3C `traceparent` of the request that led to the job (see [`Job::trace`]);
+        /// absent from entries written before trace contexts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        traceparent: Option<String>,
     },
     /// Remove the video's ladder, source and upload.
     Delete {
         video_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         enqueued_at: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        traceparent: Option<String>,
     },
 }
 
@@ -67,6 +75,7 @@ impl Job {
             video_id: video_id.to_string(),
             source: Some(source.to_string()),
             enqueued_at: Some(enqueued_at.to_string()),
+            traceparent: None,
         }
     }
 
@@ -75,6 +84,27 @@ impl Job {
         Job::Delete {
             video_id: video_id.to_string(),
             enqueued_at: Some(enqueued_at.to_string()),
+            traceparent: None,
+        }
+    }
+
+    /// The job, continuing the trace of the request that led to it.
+    pub fn with_trace(mut self, trace: &TraceContext) -> Job {
+        match &mut self {
+            Job::Transcode { traceparent, .. } | Job::Delete { traceparent, .. } => {
+                *traceparent = Some(trace.to_string())
+            }
+        }
+        self
+    }
+
+    /// The trace context the job carries, if it carries a valid one. An invalid one is only a
+    /// lost trace, never a reason to refuse the job: the worker then starts a fresh trace.
+    pub fn trace(&self) -> Option<TraceContext> {
+        match self {
+            Job::Transcode { traceparent, .. } | Job::Delete { traceparent, .. } => {
+                traceparent.as_deref().and_then(TraceContext::parse)
+            }
         }
     }
 
@@ -98,19 +128,27 @@ impl Job {
             ("action", self.action().to_string()),
             ("video_id", self.video_id().to_string()),
         ];
-        let (source, enqueued_at) = match self {
+        let (source, enqueued_at, traceparent) = match self {
             Job::Transcode {
                 source,
                 enqueued_at,
+                traceparent,
                 ..
-            } => (source, enqueued_at),
-            Job::Delete { enqueued_at, .. } => (&None, enqueued_at),
+            } => (source, enqueued_at, traceparent),
+            Job::Delete {
+                enqueued_at,
+                traceparent,
+                ..
+            } => (&None, enqueued_at, traceparent),
         };
         if let Some(source) = source {
             fields.push(("source", source.clone()));
         }
         if let Some(enqueued_at) = enqueued_at {
             fields.push(("enqueued_at", enqueued_at.clone()));
+        }
+        if let Some(traceparent) = traceparent {
+            fields.push(("traceparent", traceparent.clone()));
         }
         fields
     }
@@ -156,12 +194,16 @@ impl Job {
 
 /// What the native side reports to the app's events endpoint: the envelope (`id`, unique per
 /// event and the same on a retry; `video_id`) and the kind with its data. On the wire (see the
-/// `Serialize` impl) `{"id", "type", "video_id", "data"}` in that order.
+/// `Serialize` impl) `{"id", "type", "video_id", "data"}` in that order, then `traceparent`
+/// when the event has one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub id: String,
     pub video_id: String,
     pub data: EventData,
+    /// The W3C `traceparent` of the sender's span (the trace of the upload or job the event
+    /// is about); absent from events sent before trace contexts.
+    pub traceparent: Option<String>,
 }
 
 /// One variant per event type; serde's adjacent form is `{"type": <kind>, "data": {…}}`.
@@ -255,7 +297,19 @@ impl Event {
             id: id.into(),
             video_id: video_id.to_string(),
             data,
+            traceparent: None,
         }
+    }
+
+    /// The event, sent from `trace`'s span.
+    pub fn with_trace(mut self, trace: &TraceContext) -> Event {
+        self.traceparent = Some(trace.to_string());
+        self
+    }
+
+    /// The trace context the event carries, if it carries a valid one.
+    pub fn trace(&self) -> Option<TraceContext> {
+        self.traceparent.as_deref().and_then(TraceContext::parse)
     }
 
     pub fn kind(&self) -> &'static str {
@@ -270,6 +324,8 @@ struct EventWire<T> {
     kind: String,
     video_id: String,
     data: T,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    traceparent: Option<String>,
 }
 
 impl Serialize for Event {
@@ -287,6 +343,7 @@ impl Serialize for Event {
             kind: self.kind().to_string(),
             video_id: self.video_id.clone(),
             data,
+            traceparent: self.traceparent.clone(),
         }
         .serialize(serializer)
     }
@@ -303,6 +360,7 @@ impl<'de> Deserialize<'de> for Event {
             id: wire.id,
             video_id: wire.video_id,
             data,
+            traceparent: wire.traceparent,
         })
     }
 }
@@ -372,7 +430,8 @@ mod tests {
             Ok(Job::Transcode {
                 video_id: "v1".into(),
                 source: None,
-                enqueued_at: None
+                enqueued_at: None,
+                traceparent: None
             })
         );
         assert_eq!(
@@ -383,7 +442,8 @@ mod tests {
             ])),
             Ok(Job::Delete {
                 video_id: "v1".into(),
-                enqueued_at: None
+                enqueued_at: None,
+                traceparent: None
             })
         );
     }
@@ -540,5 +600,88 @@ mod tests {
             r#"{"id":"x","type":"transcode.exploded","video_id":"v1","data":{}}"#
         )
         .is_err());
+    }
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn jobs_carry_the_trace_of_their_request() {
+        let trace = TraceContext::parse(TRACEPARENT).unwrap();
+        let job = Job::transcode("v1", "sources/v1", 1_700_000_000).with_trace(&trace);
+        assert_eq!(
+            job.fields().last(),
+            Some(&("traceparent", TRACEPARENT.to_string())),
+            "last, after the fields the app always wrote"
+        );
+        let read = Job::from_fields(&as_entry(&job)).unwrap();
+        assert_eq!(read, job);
+        assert_eq!(read.trace(), Some(trace));
+        let json = serde_json::to_string(&job).unwrap();
+        assert!(
+            json.ends_with(&format!(r#","traceparent":"{TRACEPARENT}"}}"#)),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Job>(&json).unwrap(), job);
+
+        let delete = Job::delete("v1", 1).with_trace(&trace);
+        assert_eq!(
+            Job::from_fields(&as_entry(&delete)).unwrap().trace(),
+            Some(trace)
+        );
+    }
+
+    #[test]
+    fn jobs_without_a_valid_trace_still_run() {
+        // Entries written before trace contexts, and a JSON job without one.
+        let old = Job::from_fields(&entry(&[
+            ("action", "transcode"),
+            ("video_id", "v1"),
+            ("source", "sources/v1"),
+            ("enqueued_at", "1700000000"),
+        ]))
+        .unwrap();
+        assert_eq!(old, Job::transcode("v1", "sources/v1", 1_700_000_000));
+        assert_eq!(old.trace(), None);
+        let old: Job =
+            serde_json::from_str(r#"{"action":"delete","video_id":"v1","enqueued_at":"1"}"#)
+                .unwrap();
+        assert_eq!(old, Job::delete("v1", 1));
+        // A garbled trace context loses the trace, not the job.
+        let garbled = Job::from_fields(&entry(&[
+            ("action", "transcode"),
+            ("video_id", "v1"),
+            ("traceparent", "00-not-a-trace"),
+        ]))
+        .unwrap();
+        assert_eq!(garbled.video_id(), "v1");
+        assert_eq!(garbled.trace(), None);
+    }
+
+    #[test]
+    fn events_carry_a_trace_after_their_data() {
+        let trace = TraceContext::parse(TRACEPARENT).unwrap();
+        let event =
+            Event::new("p", "v1", EventData::TranscodeProgress { percent: 7 }).with_trace(&trace);
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"id":"p","type":"transcode.progress","video_id":"v1","data":{{"percent":7}},"traceparent":"{TRACEPARENT}"}}"#
+            )
+        );
+        let read: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(read, event);
+        assert_eq!(read.trace(), Some(trace));
+        // An event from a sender before trace contexts decodes, without one.
+        let old: Event = serde_json::from_str(
+            r#"{"id":"p","type":"transcode.progress","video_id":"v1","data":{"percent":7}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            old,
+            Event::new("p", "v1", EventData::TranscodeProgress { percent: 7 })
+        );
+        assert_eq!(old.traceparent, None);
+        assert_eq!(old.trace(), None);
     }
 }
