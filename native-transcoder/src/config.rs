@@ -33,6 +33,33 @@ fn check_length(name: &str, secret: &str) -> Result<()> {
     })
 }
 
+/// A secret and, during a rotation, its previous value, current first, each checked for length
+/// under the names it is set by: `STREAMGATE_<var>` or `SPIN_VARIABLE_<var>`, and the same with
+/// `_PREVIOUS`. A previous value that is absent or empty means no rotation.
+fn current_then_previous<'a>(
+    what: &str,
+    var: &str,
+    current: &'a str,
+    previous: Option<&'a str>,
+) -> Result<Vec<&'a str>> {
+    check_length(
+        &format!("the {what} (STREAMGATE_{var} or SPIN_VARIABLE_{var})"),
+        current,
+    )?;
+    let mut secrets = vec![current];
+    if let Some(previous) = previous.filter(|s| !s.is_empty()) {
+        check_length(
+            &format!(
+                "the previous {what} (STREAMGATE_{var}_PREVIOUS or \
+                 SPIN_VARIABLE_{var}_PREVIOUS)"
+            ),
+            previous,
+        )?;
+        secrets.push(previous);
+    }
+    Ok(secrets)
+}
+
 impl Keys {
     pub fn from_secrets(current: Option<&str>, previous: Option<&str>) -> Result<Keys> {
         let current = current.map(str::trim).filter(|s| !s.is_empty());
@@ -42,25 +69,17 @@ impl Keys {
                  to the Spin app's events_secret (scripts/up generates one in .spin/secrets.env)"
             );
         };
-        check_length(
-            "the events secret (STREAMGATE_EVENTS_SECRET or SPIN_VARIABLE_EVENTS_SECRET)",
+        // Surrounding whitespace is not key material.
+        let secrets = current_then_previous(
+            "events secret",
+            "EVENTS_SECRET",
             current,
+            previous.map(str::trim),
         )?;
-        let mut upload = vec![keys::derive(current, "upload")];
-        let mut jobs = vec![keys::derive(current, JOBS)];
-        if let Some(previous) = previous.map(str::trim).filter(|s| !s.is_empty()) {
-            check_length(
-                "the previous events secret (STREAMGATE_EVENTS_SECRET_PREVIOUS or \
-                 SPIN_VARIABLE_EVENTS_SECRET_PREVIOUS)",
-                previous,
-            )?;
-            upload.push(keys::derive(previous, "upload"));
-            jobs.push(keys::derive(previous, JOBS));
-        }
         Ok(Keys {
             events: keys::derive(current, "events"),
-            upload,
-            jobs,
+            upload: secrets.iter().map(|s| keys::derive(s, "upload")).collect(),
+            jobs: secrets.iter().map(|s| keys::derive(s, JOBS)).collect(),
         })
     }
 
@@ -88,20 +107,10 @@ impl PlaybackKeys {
         let Some(current) = current.filter(|s| !s.is_empty()) else {
             return Ok(None);
         };
-        check_length(
-            "the playback secret (STREAMGATE_PLAYBACK_SECRET or SPIN_VARIABLE_PLAYBACK_SECRET)",
-            current,
-        )?;
-        let mut keys = vec![current.as_bytes().to_vec()];
-        if let Some(previous) = previous.filter(|s| !s.is_empty()) {
-            check_length(
-                "the previous playback secret (STREAMGATE_PLAYBACK_SECRET_PREVIOUS or \
-                 SPIN_VARIABLE_PLAYBACK_SECRET_PREVIOUS)",
-                previous,
-            )?;
-            keys.push(previous.as_bytes().to_vec());
-        }
-        Ok(Some(PlaybackKeys { keys }))
+        let keys = current_then_previous("playback secret", "PLAYBACK_SECRET", current, previous)?;
+        Ok(Some(PlaybackKeys {
+            keys: keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
+        }))
     }
 
     pub fn refs(&self) -> Vec<&[u8]> {

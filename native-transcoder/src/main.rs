@@ -221,35 +221,26 @@ impl From<LimitArgs> for SourceLimits {
     }
 }
 
+/// `<var>` and `<var>_PREVIOUS`, each as `STREAMGATE_*` first, then `SPIN_VARIABLE_*` as
+/// exported by scripts/up, so one secrets file configures both sides.
+fn secret_and_previous(var: &str) -> (Option<String>, Option<String>) {
+    let env = |name: &str| {
+        std::env::var(format!("STREAMGATE_{name}"))
+            .or_else(|_| std::env::var(format!("SPIN_VARIABLE_{name}")))
+            .ok()
+    };
+    (env(var), env(&format!("{var}_PREVIOUS")))
+}
+
 fn keys() -> Result<Keys> {
-    // STREAMGATE_* first; SPIN_VARIABLE_* as exported by scripts/up work too, so one
-    // secrets file configures both sides.
-    let var = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok());
-    Keys::from_secrets(
-        var(&["STREAMGATE_EVENTS_SECRET", "SPIN_VARIABLE_EVENTS_SECRET"]).as_deref(),
-        var(&[
-            "STREAMGATE_EVENTS_SECRET_PREVIOUS",
-            "SPIN_VARIABLE_EVENTS_SECRET_PREVIOUS",
-        ])
-        .as_deref(),
-    )
+    let (current, previous) = secret_and_previous("EVENTS_SECRET");
+    Keys::from_secrets(current.as_deref(), previous.as_deref())
 }
 
 /// The media origin's keys: raw `playback_secret` bytes, as the playback component signs.
 fn playback_keys() -> Result<Option<PlaybackKeys>> {
-    let var = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok());
-    PlaybackKeys::from_secrets(
-        var(&[
-            "STREAMGATE_PLAYBACK_SECRET",
-            "SPIN_VARIABLE_PLAYBACK_SECRET",
-        ])
-        .as_deref(),
-        var(&[
-            "STREAMGATE_PLAYBACK_SECRET_PREVIOUS",
-            "SPIN_VARIABLE_PLAYBACK_SECRET_PREVIOUS",
-        ])
-        .as_deref(),
-    )
+    let (current, previous) = secret_and_previous("PLAYBACK_SECRET");
+    PlaybackKeys::from_secrets(current.as_deref(), previous.as_deref())
 }
 
 /// Flips to true on the first SIGTERM or SIGINT.
