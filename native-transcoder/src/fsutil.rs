@@ -68,13 +68,10 @@ pub fn available_bytes(path: &Path) -> io::Result<u64> {
 }
 
 /// Ids that become path components: video ids, upload ids. Anything else is refused before it
-/// gets near the file system.
+/// gets near the file system. The rule is the job contract's video id rule, so the origin
+/// accepts exactly the ids the worker will put in a path; upload ids (32 hex digits) fit it.
 pub fn is_safe_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    streamgate_core::pipeline::is_valid_video_id(id)
 }
 
 /// A relative path with only normal components (no `..`, no root, no `.` tricks).
