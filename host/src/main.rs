@@ -21,6 +21,7 @@ mod server;
 mod sqlite;
 mod sqlite_file;
 mod state;
+mod telemetry;
 mod variables;
 
 use std::net::SocketAddr;
@@ -140,6 +141,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     let state_dir = args.state_dir.unwrap_or_else(|| manifest_dir.join(".spin"));
+    let telemetry = telemetry::init()?;
 
     // Bind before loading so that a busy port fails fast, and so that self-requests know
     // the real address when the port is 0.
@@ -187,7 +189,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         let bound = metrics::serve_admin(admin, server.slots(), max_concurrent).await?;
         println!("Admin (metrics): http://{bound}/metrics");
     }
-    server::serve(server, listener, shutdown_signal()).await
+    server::serve(server, listener, shutdown_signal()).await?;
+    telemetry.shutdown().await;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -88,6 +88,8 @@ pub fn log_denied(component: &str, url: &url::Url) {
 pub struct OutboundHttp {
     pub component: Arc<ComponentContext>,
     pub client: Arc<OutboundHttpClient>,
+    /// The request's server span, when traces are exported.
+    pub trace: Option<opentelemetry::Context>,
 }
 
 type SendFuture = Box<
@@ -155,6 +157,10 @@ impl WasiHttpHooks for OutboundHttp {
             Err(Error::HttpRequestDenied) => "denied".to_string(),
             _ => host,
         };
+        let span = match (&prepared, &self.trace) {
+            (Ok(()), Some(parent)) => Some(crate::telemetry::outbound(parent, &mut request)),
+            _ => None,
+        };
         let component = self.component.id.clone();
         let client = self.client.clone();
         let timeouts = client.timeouts.resolve(options);
@@ -216,6 +222,13 @@ impl WasiHttpHooks for OutboundHttp {
                 Err(_) => "error",
             };
             crate::metrics::METRICS.outbound(&component, &host, outcome, started.elapsed());
+            if let Some(span) = span {
+                let status = match &result {
+                    Ok((response, _)) => Ok(response.status().as_u16()),
+                    Err(e) => Err(format!("{e:?}")),
+                };
+                crate::telemetry::outbound_done(&span, status);
+            }
             result
         })
     }

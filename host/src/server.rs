@@ -206,21 +206,32 @@ impl Server {
 
     async fn handle(
         &self,
-        req: hyper::Request<Incoming>,
+        mut req: hyper::Request<Incoming>,
         client: SocketAddr,
     ) -> hyper::Response<HyperOutgoingBody> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let (component, response) = self.dispatch(req, client).await;
-        crate::metrics::METRICS.request(component, response.status().as_u16(), started.elapsed());
+        let trace = crate::telemetry::start(&mut req, client);
+        let request_id = trace.request_id();
+        let (component, mut response) = self.dispatch(req, client, &trace).await;
+        let status = response.status().as_u16();
+        crate::metrics::METRICS.request(component, status, started.elapsed());
+        trace.finish(status);
+        // The host owns this header: it is the trace id, which the logs and jobs carry too.
+        if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+            response
+                .headers_mut()
+                .insert(crate::telemetry::REQUEST_ID, value);
+        }
         tracing::info!(
             target: "streamgate_host::request",
             %method,
             path,
             component = component.unwrap_or("-"),
-            status = response.status().as_u16(),
+            status,
             elapsed_ms = format_args!("{:.3}", started.elapsed().as_secs_f64() * 1e3),
+            request_id,
         );
         response
     }
@@ -229,6 +240,7 @@ impl Server {
         &self,
         mut req: hyper::Request<Incoming>,
         client: SocketAddr,
+        trace: &crate::telemetry::RequestTrace,
     ) -> (Option<&str>, hyper::Response<HyperOutgoingBody>) {
         if let Some(response) = well_known(req.uri().path()) {
             return (None, response);
@@ -240,6 +252,7 @@ impl Server {
             return (None, errors::not_found());
         };
         let id = component.context.id.as_str();
+        trace.routed(req.method(), &route.raw_component_route, id);
 
         let host = req
             .headers()
@@ -281,6 +294,7 @@ impl Server {
             ),
         );
         store.limiter(|state| &mut state.memory);
+        store.data_mut().set_trace(trace.context());
         // The execution deadline, kept two ways: a guest that waits (on a body, a socket, a
         // timer) is dropped by the timeout around it; a guest that computes is made to yield
         // at every epoch tick, so that timeout gets its turn, and is trapped if it still runs

@@ -59,6 +59,7 @@ impl RequestState {
         let hooks = OutboundHttp {
             component: component.clone(),
             client: services.outbound_http.clone(),
+            trace: None,
         };
         Self {
             component,
@@ -69,6 +70,13 @@ impl RequestState {
             http: WasiHttpCtx::new(),
             hooks,
         }
+    }
+}
+
+impl RequestState {
+    /// The request's server span, which the guest's outbound requests become children of.
+    pub fn set_trace(&mut self, trace: Option<opentelemetry::Context>) {
+        self.hooks.trace = trace;
     }
 }
 
