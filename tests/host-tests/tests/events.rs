@@ -26,16 +26,21 @@ struct App {
     _state: tempfile::TempDir,
 }
 
-fn app() -> App {
-    let redis = Redis::start();
-    let state = tempfile::tempdir().unwrap();
-    let host = HostConfig::new("spin.toml", state.path())
+/// The app with this file's secrets; each test adds its queue and limits.
+fn events_host(state: &tempfile::TempDir) -> HostConfig {
+    HostConfig::new("spin.toml", state.path())
         .var("session_secret", SESSION_SECRET)
         .var("events_secret", EVENTS_SECRET)
         .var(
             "playback_secret",
             "events-test-playback-secret-0123456789abc",
         )
+}
+
+fn app() -> App {
+    let redis = Redis::start();
+    let state = tempfile::tempdir().unwrap();
+    let host = events_host(&state)
         .redis(&redis)
         .args(&["--body-idle-timeout-secs", &BODY_IDLE_SECS.to_string()])
         .start();
@@ -484,13 +489,7 @@ fn a_queue_that_never_answers_holds_up_no_other_request() {
         });
     }
     let state = tempfile::tempdir().unwrap();
-    let host = HostConfig::new("spin.toml", state.path())
-        .var("session_secret", SESSION_SECRET)
-        .var("events_secret", EVENTS_SECRET)
-        .var(
-            "playback_secret",
-            "events-test-playback-secret-0123456789abc",
-        )
+    let host = events_host(&state)
         .var("redis_address", format!("redis://127.0.0.1:{port}"))
         .var("redis_host", format!("127.0.0.1:{port}"))
         .args(&["--request-timeout-secs", "8"])
