@@ -7,13 +7,14 @@ use spin_sdk::http::Response;
 use spin_sdk::sqlite3::{Connection, Value};
 use streamgate_core::api_error::ApiError;
 use streamgate_core::pipeline::{EventKind, Job};
+use streamgate_core::trace::TraceContext;
 use streamgate_core::video::{
     failure_code, failure_sentence, validate_tracks, AudioTrack, Rendition, VideoStatus,
 };
 use streamgate_core::{event_signature, keys};
 use streamgate_spin::request::ApiRequest;
 use streamgate_spin::secrets::Rotating;
-use streamgate_spin::{now, response};
+use streamgate_spin::{now, response, trace};
 
 use crate::{queue, store};
 
@@ -31,6 +32,9 @@ struct Event {
     video_id: String,
     #[serde(default)]
     data: serde_json::Value,
+    /// The sender's span (docs/pipeline.md); absent from senders before trace contexts.
+    #[serde(default)]
+    traceparent: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -104,7 +108,39 @@ pub fn receive(request: &ApiRequest) -> Result<Response, ApiError> {
         now,
     )?;
     let event: Event = request.json()?;
+    // The event's own trace (the upload's or the job's) is what its consequences continue;
+    // the request's, for a sender that does not say.
+    let trace = event
+        .traceparent
+        .as_deref()
+        .and_then(TraceContext::parse)
+        .unwrap_or_else(|| trace::of_request(request));
+    let outcome = apply_once(&event, &trace, now);
+    let (level, message, status) = match &outcome {
+        Ok(status) => ("INFO", "event received", *status),
+        // Not acknowledged: the sender retries (or stops, for a 4xx it cannot fix).
+        Err(e) => ("WARN", "event not acknowledged", e.code),
+    };
+    trace::log(
+        level,
+        crate::COMPONENT,
+        message,
+        &trace,
+        serde_json::json!({
+            "event_id": event.id,
+            "type": event.kind,
+            "video_id": event.video_id,
+            "outcome": status,
+        }),
+    );
+    Ok(response::json(
+        200,
+        &serde_json::json!({ "status": outcome? }),
+    ))
+}
 
+/// The event's effect, once: `applied` or `duplicate`.
+fn apply_once(event: &Event, trace: &TraceContext, now: i64) -> Result<&'static str, ApiError> {
     let db = store::open()?;
     // The check for a duplicate, the event's effect and the record of its id are one
     // transaction: a crash or an error anywhere leaves none of them, and of two deliveries of
@@ -118,7 +154,7 @@ pub fn receive(request: &ApiRequest) -> Result<Response, ApiError> {
         }
         // 404 for a video that does not exist (deleted meanwhile): the sender stops retrying.
         store::video(&db, &event.video_id)?;
-        apply(&db, &event, now)?;
+        apply(&db, event, now)?;
         store::record_event(&db, &event.id, &event.video_id, &event.kind, now)?;
         Ok("applied")
     })?;
@@ -126,12 +162,9 @@ pub fn receive(request: &ApiRequest) -> Result<Response, ApiError> {
     // time: the job still waits in the outbox and goes now. Until the queue has it, the answer
     // is 503 and the sender keeps retrying, so the job is not lost.
     if status == "duplicate" || EventKind::parse(&event.kind) == Some(EventKind::UploadCompleted) {
-        hand_off_jobs(&db, &event.video_id)?;
+        hand_off_jobs(&db, &event.video_id, trace)?;
     }
-    Ok(response::json(
-        200,
-        &serde_json::json!({ "status": status }),
-    ))
+    Ok(status)
 }
 
 /// How long a request may hold an outbox row while it calls the queue: longer than the host's
@@ -139,8 +172,11 @@ pub fn receive(request: &ApiRequest) -> Result<Response, ApiError> {
 const CLAIM_SECS: i64 = 120;
 
 /// Hands the video's outbox jobs to the queue, each at least once: a crash between the queue's
-/// append and the row's deletion queues it again on the next delivery.
-fn hand_off_jobs(db: &Connection, video_id: &str) -> Result<(), ApiError> {
+/// append and the row's deletion queues it again on the next delivery. The job continues
+/// `trace`, the trace of the event in hand: the row was written by this event, or by an earlier
+/// delivery of it (the native side keeps an event's `traceparent` across its retries), so it is
+/// the trace of the upload whose job this is, with no column of its own in the outbox.
+fn hand_off_jobs(db: &Connection, video_id: &str, trace: &TraceContext) -> Result<(), ApiError> {
     let mut held_elsewhere = false;
     for job in store::pending_jobs(db, video_id)? {
         let now = now();
@@ -149,9 +185,24 @@ fn hand_off_jobs(db: &Connection, video_id: &str) -> Result<(), ApiError> {
             continue;
         }
         // The outbox holds the transcode jobs of uploads only (see `apply`).
-        let queued = queue::enqueue(&Job::transcode(&job.video_id, &job.source, now));
+        let queued = queue::enqueue(
+            &Job::transcode(&job.video_id, &job.source, now).with_trace(&trace::child(trace)),
+        );
         match queued {
-            Ok(stream_id) => store::job_handed_off(db, &job, &stream_id, now)?,
+            Ok(stream_id) => {
+                trace::log(
+                    "INFO",
+                    crate::COMPONENT,
+                    "job enqueued",
+                    trace,
+                    serde_json::json!({
+                        "video_id": job.video_id,
+                        "action": job.action,
+                        "stream_id": stream_id,
+                    }),
+                );
+                store::job_handed_off(db, &job, &stream_id, now)?
+            }
             Err(refused) => {
                 // Best effort: if this fails too, the claim lapses by itself.
                 let _ = store::release_job(db, job.row);

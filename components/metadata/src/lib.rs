@@ -17,12 +17,14 @@ use streamgate_core::video::{self, GateRule, VideoStatus};
 use streamgate_core::{config as core_config, keys};
 use streamgate_spin::request::ApiRequest;
 use streamgate_spin::secrets::Rotating;
-use streamgate_spin::{config, now, random_bytes, response};
+use streamgate_spin::{config, now, random_bytes, response, trace};
 
 const BODY_LIMIT: usize = 64 * 1024;
 const UPLOAD_TOKEN_SECS: i64 = 24 * 60 * 60;
 const MAX_TITLE_CHARS: usize = 200;
 const MAX_DESCRIPTION_CHARS: usize = 5000;
+/// The `component` of this component's log lines.
+const COMPONENT: &str = "metadata";
 
 #[http_component]
 async fn handle(req: IncomingRequest) -> Response {
@@ -203,6 +205,13 @@ fn create(request: &ApiRequest) -> Result<Response, ApiError> {
     if !inserted {
         return Err(too_many_pending(&db, &owner, &quota, now)?);
     }
+    trace::log(
+        "INFO",
+        COMPONENT,
+        "video created",
+        &trace::of_request(request),
+        serde_json::json!({ "video_id": id, "owner": owner }),
+    );
 
     let expires = now + UPLOAD_TOKEN_SECS;
     // The owner rides in the token (`data`), signed: the origin keeps per-wallet upload quotas
@@ -390,8 +399,16 @@ fn delete(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
     owned(&db, &session, id)?;
     // The media goes first: if the queue is down the video stays, and the owner can retry.
     let now = now();
-    let job = Job::delete(id, now);
+    let request_trace = trace::of_request(request);
+    let job = Job::delete(id, now).with_trace(&trace::child(&request_trace));
     let stream_id = queue::enqueue(&job)?;
+    trace::log(
+        "INFO",
+        COMPONENT,
+        "job enqueued",
+        &request_trace,
+        serde_json::json!({ "video_id": id, "action": job.action(), "stream_id": stream_id }),
+    );
     store::record_job(&db, id, &stream_id, job.action(), now)?;
     store::delete_video(&db, id)?;
     Ok(response::no_content())

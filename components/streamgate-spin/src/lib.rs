@@ -11,6 +11,7 @@ pub mod request;
 pub mod response;
 pub mod secrets;
 pub mod session;
+pub mod trace;
 pub mod video_schema;
 
 /// Seconds since the Unix epoch, from the host's wall clock.
