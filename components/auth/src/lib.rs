@@ -16,9 +16,11 @@ use spin_sdk::sqlite3::Connection;
 use streamgate_core::api_error::ApiError;
 use streamgate_core::eip1271::verify_signature;
 use streamgate_core::eip191::decode_signature_hex;
+use streamgate_core::settings::{AuthLimits, SignIn};
 use streamgate_core::siwe::{rfc3339_utc, SiweConfig, SiweError};
-use streamgate_core::{client_addr, config, nonce, rate_limit, session, signin};
+use streamgate_core::{client_addr, nonce, rate_limit, session, signin};
 use streamgate_spin::chain::HttpChainReader;
+use streamgate_spin::config::Spin;
 use streamgate_spin::request::ApiRequest;
 use streamgate_spin::{now, random_bytes, response};
 
@@ -33,11 +35,14 @@ const VERIFY_BODY_LIMIT: usize = 64 * 1024;
 async fn handle(req: IncomingRequest) -> Response {
     let head = ApiRequest::head(&req);
     let outcome = match (&head.method, head.path.as_str()) {
-        (Method::Post, "/api/v1/auth/nonce") => match client(&req) {
-            Ok(client) => match head.read_body(req, NONCE_BODY_LIMIT).await {
-                Ok(request) => issue_nonce(&request, &client),
-                Err(e) => Err(e),
-            },
+        (Method::Post, "/api/v1/auth/nonce") => match AuthLimits::load(&Spin) {
+            Ok(limits) => {
+                let client = client(&req, &limits);
+                match head.read_body(req, NONCE_BODY_LIMIT).await {
+                    Ok(request) => issue_nonce(&request, &limits, &client),
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         },
         (Method::Post, "/api/v1/auth/verify") => verify_route(req, head).await,
@@ -55,15 +60,14 @@ async fn handle(req: IncomingRequest) -> Response {
 /// The client's rate-limit bucket (`streamgate_core::client_addr`): the peer address the host
 /// reports, or the right-most address of the `trusted_client_ip_header` when one is configured;
 /// IPv6 by /64.
-fn client(req: &IncomingRequest) -> Result<String, ApiError> {
-    let setting = streamgate_spin::config::get(client_addr::TRUSTED_HEADER_VARIABLE)?;
-    let trusted = client_addr::trusted_header(&setting)?;
+fn client(req: &IncomingRequest, limits: &AuthLimits) -> String {
+    let trusted = &limits.trusted_client_ip_header;
     let headers = req.headers();
     let peer = headers.get(client_addr::PEER_HEADER);
     let peer = peer.first().and_then(|v| std::str::from_utf8(v).ok());
     let forwarded = trusted.as_ref().map(|name| headers.get(name));
     let ip = client_addr::client_ip(peer, trusted.as_deref().zip(forwarded.as_deref()));
-    Ok(client_addr::bucket(ip))
+    client_addr::bucket(ip)
 }
 
 fn database() -> Result<Connection, ApiError> {
@@ -88,7 +92,11 @@ struct NonceAnswer {
     expires_at: String,
 }
 
-fn issue_nonce(request: &ApiRequest, client: &str) -> Result<Response, ApiError> {
+fn issue_nonce(
+    request: &ApiRequest,
+    limits: &AuthLimits,
+    client: &str,
+) -> Result<Response, ApiError> {
     let body: NonceRequest = request.json()?;
     let address = body
         .address
@@ -107,7 +115,7 @@ fn issue_nonce(request: &ApiRequest, client: &str) -> Result<Response, ApiError>
     Counter {
         scope: "nonce_ip",
         subject: client,
-        variable: "rate_limit_nonce_per_ip",
+        limit: limits.nonce_per_ip,
     }
     .check(&kv, now)?;
 
@@ -142,16 +150,17 @@ struct SessionAnswer {
 /// what the client sent counts against the client; an address's window counts only sign-ins
 /// whose signature is valid, so naming someone else's address costs them nothing.
 async fn verify_route(req: IncomingRequest, head: ApiRequest) -> Result<Response, ApiError> {
-    let client = client(&req)?;
+    let limits = AuthLimits::load(&Spin)?;
+    let client = client(&req, &limits);
     let failures = Counter {
         scope: "verify_ip",
         subject: &client,
-        variable: "rate_limit_verify_per_ip",
+        limit: limits.verify_per_ip,
     };
     let kv = streamgate_spin::session::key_value()?;
     failures.ensure_open(&kv, now())?;
     let outcome = match head.read_body(req, VERIFY_BODY_LIMIT).await {
-        Ok(request) => verify(&request, &kv).await,
+        Ok(request) => verify(&request, &limits, &kv).await,
         Err(e) => Err(e),
     };
     if let Err(e) = &outcome {
@@ -164,18 +173,22 @@ async fn verify_route(req: IncomingRequest, head: ApiRequest) -> Result<Response
     outcome
 }
 
-async fn verify(request: &ApiRequest, kv: &Store) -> Result<Response, ApiError> {
+async fn verify(
+    request: &ApiRequest,
+    limits: &AuthLimits,
+    kv: &Store,
+) -> Result<Response, ApiError> {
     let body: VerifyRequest = request.json()?;
     let now = now();
 
-    let rpc_urls = config::chain_rpc_urls(&streamgate_spin::config::get("chain_rpc_urls")?)?;
+    let settings = SignIn::load(&Spin)?;
     let siwe = SiweConfig::new(
-        streamgate_spin::config::get("siwe_domain")?,
-        streamgate_spin::config::get("siwe_uri")?,
-        rpc_urls.keys().copied().collect(),
+        settings.siwe_domain,
+        settings.siwe_uri,
+        settings.chain_rpc_urls.keys().copied().collect(),
     );
     let keys = streamgate_spin::session::keys()?;
-    let ttl = config::session_ttl_secs(&streamgate_spin::config::get("session_ttl_secs")?)?;
+    let ttl = settings.session_ttl_secs;
 
     let message = signin::check_message(&body.message, &siwe, now)?;
     let address = message.address.to_checksum(None);
@@ -184,7 +197,7 @@ async fn verify(request: &ApiRequest, kv: &Store) -> Result<Response, ApiError> 
     let sign_ins = Counter {
         scope: "verify_address",
         subject: &address,
-        variable: "rate_limit_verify_per_address",
+        limit: limits.verify_per_address,
     };
     sign_ins.ensure_open(kv, now)?;
 
@@ -193,7 +206,7 @@ async fn verify(request: &ApiRequest, kv: &Store) -> Result<Response, ApiError> 
     nonces::check_usable(&db, &message.nonce, message.address, now)?;
 
     let signature = decode_signature_hex(&body.signature).map_err(SiweError::InvalidSignature)?;
-    let reader = HttpChainReader::new(rpc_urls);
+    let reader = HttpChainReader::new(settings.chain_rpc_urls);
     let signer = verify_signature(
         &reader,
         message.chain_id,

@@ -4,17 +4,16 @@
 
 use spin_sdk::key_value::Store;
 use streamgate_core::api_error::ApiError;
-use streamgate_core::config;
 use streamgate_core::rate_limit::{
     decide, limited, rate_limit_key, rate_limited_error, Decision, Limit, Window,
 };
 
 /// One counter: `scope` (e.g. `verify_ip`) for one `subject` (a client bucket, an address),
-/// limited by the Spin variable `variable` (`<requests>/<seconds>`).
+/// limited by `limit` (from the component's settings).
 pub struct Counter<'a> {
     pub scope: &'static str,
     pub subject: &'a str,
-    pub variable: &'static str,
+    pub limit: Limit,
 }
 
 fn unavailable(e: spin_sdk::key_value::Error) -> ApiError {
@@ -27,8 +26,7 @@ fn unavailable(e: spin_sdk::key_value::Error) -> ApiError {
 
 impl Counter<'_> {
     fn read(&self, store: &Store) -> Result<(String, Limit, Option<Window>), ApiError> {
-        let limit =
-            config::rate_limit(self.variable, &streamgate_spin::config::get(self.variable)?)?;
+        let limit = self.limit;
         let key = rate_limit_key(self.scope, self.subject);
         let stored = store
             .get(&key)

@@ -7,11 +7,13 @@ use spin_sdk::http::Response;
 use spin_sdk::sqlite3::{Connection, Value};
 use streamgate_core::api_error::ApiError;
 use streamgate_core::pipeline::{EventKind, Job};
+use streamgate_core::settings::JobTransport;
 use streamgate_core::trace::TraceContext;
 use streamgate_core::video::{
     failure_code, failure_sentence, validate_tracks, AudioTrack, Rendition, VideoStatus,
 };
 use streamgate_core::{event_signature, keys};
+use streamgate_spin::config::Spin;
 use streamgate_spin::request::ApiRequest;
 use streamgate_spin::secrets::Rotating;
 use streamgate_spin::{now, response, trace};
@@ -178,7 +180,12 @@ const CLAIM_SECS: i64 = 120;
 /// the trace of the upload whose job this is, with no column of its own in the outbox.
 fn hand_off_jobs(db: &Connection, video_id: &str, trace: &TraceContext) -> Result<(), ApiError> {
     let mut held_elsewhere = false;
-    for job in store::pending_jobs(db, video_id)? {
+    let jobs = store::pending_jobs(db, video_id)?;
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let transport = JobTransport::load(&Spin)?;
+    for job in jobs {
         let now = now();
         if !store::claim_job(db, job.row, now, now + CLAIM_SECS)? {
             held_elsewhere = true;
@@ -187,6 +194,7 @@ fn hand_off_jobs(db: &Connection, video_id: &str, trace: &TraceContext) -> Resul
         // The outbox holds the transcode jobs of uploads only (see `apply`).
         let queued = queue::enqueue(
             &Job::transcode(&job.video_id, &job.source, now).with_trace(&trace::child(trace)),
+            &transport,
         );
         match queued {
             Ok(stream_id) => {

@@ -10,14 +10,16 @@ use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 use streamgate_core::api_error::ApiError;
 use streamgate_core::edge_token::{self, EdgeToken};
+use streamgate_core::keys;
 use streamgate_core::pipeline::Job;
 use streamgate_core::session::Session;
+use streamgate_core::settings::{JobTransport, Videos};
 use streamgate_core::siwe::rfc3339_utc;
 use streamgate_core::video::{self, GateRule, VideoStatus};
-use streamgate_core::{config as core_config, keys};
+use streamgate_spin::config::Spin;
 use streamgate_spin::request::ApiRequest;
 use streamgate_spin::secrets::Rotating;
-use streamgate_spin::{config, now, random_bytes, response, trace};
+use streamgate_spin::{now, random_bytes, response, trace};
 
 const BODY_LIMIT: usize = 64 * 1024;
 const UPLOAD_TOKEN_SECS: i64 = 24 * 60 * 60;
@@ -83,26 +85,11 @@ fn reader(request: &ApiRequest) -> Result<Option<String>, ApiError> {
     Ok(Some(signed_in(request)?.address.to_checksum(None)))
 }
 
-/// `max_pending_uploads_per_wallet`: a whole number, at least 1.
-fn pending_quota() -> Result<store::PendingQuota, ApiError> {
-    const NAME: &str = "max_pending_uploads_per_wallet";
-    let value = config::get(NAME)?;
-    let max = value
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 1)
-        .ok_or_else(|| {
-            ApiError::new(
-                503,
-                "server_misconfigured",
-                format!("`{NAME}` must be a whole number of at least 1, got `{value}`"),
-            )
-        })?;
-    Ok(store::PendingQuota {
-        max,
+fn pending_quota(settings: &Videos) -> store::PendingQuota {
+    store::PendingQuota {
+        max: settings.max_pending_uploads_per_wallet,
         window_secs: UPLOAD_TOKEN_SECS,
-    })
+    }
 }
 
 fn too_many_pending(
@@ -125,12 +112,6 @@ fn too_many_pending(
         ),
     )
     .with_retry_after(wait as u64))
-}
-
-fn chains() -> Result<std::collections::BTreeMap<u64, String>, ApiError> {
-    Ok(core_config::chain_rpc_urls(&config::get(
-        "chain_rpc_urls",
-    )?)?)
 }
 
 #[derive(Deserialize)]
@@ -182,11 +163,12 @@ fn create(request: &ApiRequest) -> Result<Response, ApiError> {
     if let Some(d) = &body.description {
         check_text("description", d, MAX_DESCRIPTION_CHARS, false)?;
     }
-    let gate = video::validate_gate(body.gate, &chains()?)?;
+    let settings = Videos::load(&Spin)?;
+    let gate = video::validate_gate(body.gate, &settings.chain_rpc_urls)?;
     let upload_key = keys::derive(&Rotating::load("events_secret")?.current, "upload");
-    let media_base = config::get("media_base_url")?;
+    let media_base = &settings.media_base_url;
 
-    let quota = pending_quota()?;
+    let quota = pending_quota(&settings);
 
     let id = streamgate_core::nonce::generate_nonce(random_bytes()?);
     let now = now();
@@ -252,7 +234,7 @@ fn get(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
 
 /// The media origin's base URL, for public poster URLs; empty (no poster URLs) if unset.
 fn media_base_url() -> String {
-    config::get("media_base_url").unwrap_or_default()
+    Videos::public_media_base_url(&Spin)
 }
 
 /// The first non-empty value of `name`, percent-decoded (and `+` as a space) as a browser's
@@ -388,7 +370,8 @@ fn update_gate(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
     let body: GateUpdate = request.json()?;
     let db = store::open()?;
     let video = owned(&db, &session, id)?;
-    let gate = video::validate_gate(body.gate, &chains()?)?;
+    let settings = Videos::load(&Spin)?;
+    let gate = video::validate_gate(body.gate, &settings.chain_rpc_urls)?;
     store::replace_gate(&db, &video, &gate, now())?;
     Ok(response::json(200, &store::video(&db, id)?))
 }
@@ -401,7 +384,7 @@ fn delete(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
     let now = now();
     let request_trace = trace::of_request(request);
     let job = Job::delete(id, now).with_trace(&trace::child(&request_trace));
-    let stream_id = queue::enqueue(&job)?;
+    let stream_id = queue::enqueue(&job, &JobTransport::load(&Spin)?)?;
     trace::log(
         "INFO",
         COMPONENT,

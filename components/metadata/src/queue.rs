@@ -1,13 +1,14 @@
-//! The job stream the native workers consume (docs/pipeline.md). `job_transport` says how a job
-//! gets there: `redis` (the default) appends it with `XADD` through Spin's Redis; `http` hands
-//! it to the media origin at `job_origin_url` in a signed `POST`, and the origin appends it to
-//! its own Redis, for hosts where the app cannot reach Redis (docs/operations.md).
+//! The job stream the native workers consume (docs/pipeline.md). The [`JobTransport`] says how a
+//! job gets there: `redis` (the default) appends it with `XADD` through Spin's Redis; `http`
+//! hands it to the media origin at `job_origin_url` in a signed `POST`, and the origin appends it
+//! to its own Redis, for hosts where the app cannot reach Redis (docs/operations.md).
 
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 use streamgate_core::api_error::ApiError;
 use streamgate_core::job_intake::{JobAccepted, JobRequest, KEY_PURPOSE, PATH};
 use streamgate_core::pipeline::{Job, JOB_STREAM as STREAM};
+use streamgate_core::settings::JobTransport;
 use streamgate_core::{event_signature, keys};
 use streamgate_spin::secrets::Rotating;
 
@@ -21,24 +22,17 @@ fn unavailable(e: impl std::fmt::Debug) -> ApiError {
 }
 
 /// Appends a job; answers the stream entry id.
-pub fn enqueue(job: &Job) -> Result<String, ApiError> {
+pub fn enqueue(job: &Job, transport: &JobTransport) -> Result<String, ApiError> {
     let fields = job.fields();
     let fields = fields.as_slice();
-    let transport = streamgate_spin::config::optional("job_transport");
-    match transport.as_deref().unwrap_or("redis") {
-        "redis" => enqueue_redis(fields),
-        "http" => enqueue_http(fields),
-        other => Err(ApiError::new(
-            503,
-            "server_misconfigured",
-            format!("`job_transport` must be `redis` or `http`, got `{other}`"),
-        )),
+    match transport {
+        JobTransport::Redis { address } => enqueue_redis(address, fields),
+        JobTransport::Http { origin_url } => enqueue_http(origin_url, fields),
     }
 }
 
-fn enqueue_redis(fields: &[(&str, String)]) -> Result<String, ApiError> {
-    let address = streamgate_spin::config::get("redis_address")?;
-    let conn = Connection::open(&address).map_err(unavailable)?;
+fn enqueue_redis(address: &str, fields: &[(&str, String)]) -> Result<String, ApiError> {
+    let conn = Connection::open(address).map_err(unavailable)?;
     let mut args = vec![
         RedisParameter::Binary(STREAM.as_bytes().to_vec()),
         RedisParameter::Binary(b"*".to_vec()),
@@ -58,8 +52,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn enqueue_http(fields: &[(&str, String)]) -> Result<String, ApiError> {
-    let origin = streamgate_spin::config::get("job_origin_url")?;
+fn enqueue_http(origin: &str, fields: &[(&str, String)]) -> Result<String, ApiError> {
     // Signed with the current secret only: the origin checks current and previous, so either
     // side may be rotated first.
     let secret = Rotating::load("events_secret")?;

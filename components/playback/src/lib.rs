@@ -9,12 +9,14 @@ use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 use streamgate_core::api_error::ApiError;
 use streamgate_core::edge_token::{self, EdgeToken};
-use streamgate_core::gate::{self, CacheTtl, Holding};
+use streamgate_core::gate::{self, Holding};
+use streamgate_core::settings;
 use streamgate_core::siwe::rfc3339_utc;
 use streamgate_spin::chain::HttpChainReader;
+use streamgate_spin::config::Spin;
 use streamgate_spin::playback_keys::PlaybackKeys;
 use streamgate_spin::request::ApiRequest;
-use streamgate_spin::{config, now, response, video_schema};
+use streamgate_spin::{now, response, video_schema};
 
 /// The body is ignored (rules come from storage); a small limit keeps it from costing anything.
 const BODY_LIMIT: usize = 4 * 1024;
@@ -54,19 +56,15 @@ async fn playback(request: &ApiRequest, id: &str) -> Result<Response, ApiError> 
         now,
     )?;
     let keys = PlaybackKeys::load()?;
+    let settings = settings::Playback::load(&Spin)?;
     let db = video_schema::open()?;
     let viewer = session.address;
     let video = video_schema::ready_to_play(&db, id, &viewer)?;
 
     let is_owner = video.owner.eq_ignore_ascii_case(&viewer.to_checksum(None));
     if !is_owner && !video.gate.is_empty() {
-        let ttl = CacheTtl {
-            positive_secs: config::seconds("gate_cache_positive_secs")?,
-            negative_secs: config::seconds("gate_cache_negative_secs")?,
-        };
-        let reader = HttpChainReader::new(streamgate_core::config::chain_rpc_urls(&config::get(
-            "chain_rpc_urls",
-        )?)?);
+        let ttl = settings.gate_cache;
+        let reader = HttpChainReader::new(settings::Playback::chain_rpc_urls(&Spin)?);
         let mut outcomes = Vec::with_capacity(video.gate.len());
         for rule in &video.gate {
             // A contract wallet is asked about on the chain it signed in on, nowhere else.
@@ -85,7 +83,7 @@ async fn playback(request: &ApiRequest, id: &str) -> Result<Response, ApiError> 
         gate::verdict(&outcomes)?;
     }
 
-    let expires = now.saturating_add(config::seconds("playback_token_secs")?);
+    let expires = now.saturating_add(settings.playback_token_secs);
     let token = edge_token::sign(
         &EdgeToken {
             start: now,
@@ -96,8 +94,7 @@ async fn playback(request: &ApiRequest, id: &str) -> Result<Response, ApiError> 
         },
         &keys.current,
     );
-    let base = config::get("stream_base_url")?;
-    let base = base.trim_end_matches('/');
+    let base = settings.stream_base_url.trim_end_matches('/');
     Ok(response::json(
         200,
         &Playback {

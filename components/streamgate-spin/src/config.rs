@@ -1,38 +1,32 @@
-//! Spin variables, read once per request. A missing or malformed value is the operator's
-//! problem: 503 `server_misconfigured` naming the variable, never a 500 or a panic.
+//! Spin variables, read once per request into a component's settings
+//! (`streamgate_core::settings`, where the names and the parsing live). A missing or malformed
+//! value is the operator's problem: 503 `server_misconfigured` naming the variable, never a 500
+//! or a panic.
 
 use spin_sdk::variables;
 use streamgate_core::api_error::ApiError;
+use streamgate_core::settings::{self, Variables};
+
+/// The component's Spin variables.
+pub struct Spin;
+
+impl Variables for Spin {
+    fn get(&self, name: &str) -> Result<String, String> {
+        variables::get(name).map_err(|e| e.to_string())
+    }
+}
 
 pub fn get(name: &str) -> Result<String, ApiError> {
-    variables::get(name).map_err(|e| {
-        ApiError::new(
-            503,
-            "server_misconfigured",
-            format!("configuration variable `{name}` is unavailable: {e}"),
-        )
-    })
+    settings::required(&Spin, name)
 }
 
 /// An optional variable: absent or empty is `None`.
 pub fn optional(name: &str) -> Option<String> {
-    variables::get(name).ok().filter(|v| !v.is_empty())
+    settings::optional(&Spin, name)
 }
 
 /// A duration variable: a whole number of seconds, zero or more. Anything else is 503
 /// `server_misconfigured` naming the variable and the value.
 pub fn seconds(name: &str) -> Result<i64, ApiError> {
-    let value = get(name)?;
-    value
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|s| *s >= 0)
-        .ok_or_else(|| {
-            ApiError::new(
-                503,
-                "server_misconfigured",
-                format!("`{name}` must be a number of seconds, got `{value}`"),
-            )
-        })
+    settings::seconds(&Spin, name)
 }
