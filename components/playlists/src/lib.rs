@@ -8,7 +8,7 @@
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 use streamgate_core::api_error::ApiError;
-use streamgate_core::edge_token::{self, ViewingPolicy};
+use streamgate_core::edge_token;
 use streamgate_core::playlist::{self, Links};
 use streamgate_spin::playback_keys::PlaybackKeys;
 use streamgate_spin::request::ApiRequest;
@@ -59,20 +59,17 @@ fn serve(request: &ApiRequest) -> Result<Response, ApiError> {
     // Same host (and clock) as the playback API that signed it: no leeway.
     let presented = edge_token::verify(&presented, &keys.all(), &request.path, now)
         .map_err(|e| ApiError::new(403, e.code(), e.to_string()))?;
-    let policy = ViewingPolicy {
-        session_max_secs: config::seconds("playback_session_max_secs")?,
-        pause_allowance_secs: config::seconds("playback_pause_allowance_secs")?,
-    };
+    let settings = streamgate_core::settings::Playlists::load(&config::Spin)?;
+    let policy = settings.viewing;
 
     let (renditions, audio) = video_schema::ready_tracks(id)?;
     let duration = playlist::duration_secs(&renditions, &audio);
     let viewing = edge_token::viewing_token(&presented, now, duration, policy);
     let token = edge_token::sign(&viewing, &keys.current);
     let token = token.as_str();
-    let media_base = config::get("media_base_url")?;
     let links = Links {
         video_id: id,
-        media_base: &media_base,
+        media_base: &settings.media_base_url,
         token,
     };
 
