@@ -231,7 +231,7 @@ impl Server {
             component = component.unwrap_or("-"),
             status,
             elapsed_ms = format_args!("{:.3}", started.elapsed().as_secs_f64() * 1e3),
-            request_id,
+            request_id = %request_id,
         );
         response
     }
