@@ -79,6 +79,17 @@ impl Job {
         }
     }
 
+    /// The job as handed to the queue at `at` (Unix seconds): a job that waited in the app's
+    /// outbox is stamped when it leaves, not when it was decided on.
+    pub fn enqueued(mut self, at: i64) -> Job {
+        match &mut self {
+            Job::Transcode { enqueued_at, .. } | Job::Delete { enqueued_at, .. } => {
+                *enqueued_at = Some(at.to_string())
+            }
+        }
+        self
+    }
+
     /// The job that removes a deleted video's media.
     pub fn delete(video_id: &str, enqueued_at: i64) -> Job {
         Job::Delete {
@@ -484,6 +495,22 @@ mod tests {
                 "{fields:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_outbox_job_is_stamped_when_it_leaves() {
+        // components/metadata keeps a transcode job in its outbox as action, video_id and
+        // source, and stamps it when the queue takes it: the same entry as built at once.
+        let stored: Job = serde_json::from_value(serde_json::json!({
+            "action": "transcode", "video_id": "v1", "source": "sources/v1"
+        }))
+        .unwrap();
+        assert_eq!(stored.action(), "transcode");
+        assert_eq!(
+            stored.enqueued(1_700_000_100),
+            Job::transcode("v1", "sources/v1", 1_700_000_100)
+        );
+        assert_eq!(Job::delete("v1", 1).enqueued(2), Job::delete("v1", 2));
     }
 
     #[test]

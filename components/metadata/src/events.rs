@@ -191,11 +191,8 @@ fn hand_off_jobs(db: &Connection, video_id: &str, trace: &TraceContext) -> Resul
             held_elsewhere = true;
             continue;
         }
-        // The outbox holds the transcode jobs of uploads only (see `apply`).
-        let queued = queue::enqueue(
-            &Job::transcode(&job.video_id, &job.source, now).with_trace(&trace::child(trace)),
-            &transport,
-        );
+        let handed = job.job.clone().enqueued(now);
+        let queued = queue::enqueue(&handed.with_trace(&trace::child(trace)), &transport);
         match queued {
             Ok(stream_id) => {
                 trace::log(
@@ -204,8 +201,8 @@ fn hand_off_jobs(db: &Connection, video_id: &str, trace: &TraceContext) -> Resul
                     "job enqueued",
                     trace,
                     serde_json::json!({
-                        "video_id": job.video_id,
-                        "action": job.action,
+                        "video_id": job.job.video_id(),
+                        "action": job.job.action(),
                         "stream_id": stream_id,
                     }),
                 );
@@ -245,8 +242,7 @@ fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
             let upload: UploadCompleted = data(event)?;
             if store::advance(db, id, VideoStatus::Queued, now)? {
                 store::set_field(db, id, "source", Value::Text(upload.source.clone()))?;
-                let job = Job::transcode(id, &upload.source, now);
-                store::add_to_outbox(db, id, job.action(), &upload.source, now)?;
+                store::add_to_outbox(db, &Job::transcode(id, &upload.source, now), now)?;
             }
         }
         EventKind::TranscodeStarted => {

@@ -392,7 +392,7 @@ fn delete(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
         &request_trace,
         serde_json::json!({ "video_id": id, "action": job.action(), "stream_id": stream_id }),
     );
-    store::record_job(&db, id, &stream_id, job.action(), now)?;
+    store::record_job(&db, &job, &stream_id, now)?;
     store::delete_video(&db, id)?;
     Ok(response::no_content())
 }

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use spin_sdk::sqlite3::{Connection, Value};
 use streamgate_core::api_error::ApiError;
+use streamgate_core::pipeline::Job;
 use streamgate_core::video::{visible_to, AudioTrack, GateRule, Rendition, VideoStatus};
 
 pub use streamgate_spin::video_schema::{gate_of, open, read_error as db_error, text, tracks_of};
@@ -481,19 +482,14 @@ pub fn record_event(
     Ok(())
 }
 
-pub fn record_job(
-    db: &Connection,
-    video_id: &str,
-    stream_id: &str,
-    action: &str,
-    now: i64,
-) -> Result<(), ApiError> {
+/// The queue took `job` as entry `stream_id`; `action` is [`Job::action`]'s text.
+pub fn record_job(db: &Connection, job: &Job, stream_id: &str, now: i64) -> Result<(), ApiError> {
     db.execute(
         "INSERT INTO jobs (video_id, stream_id, action, enqueued_at) VALUES (?, ?, ?, ?)",
         &[
-            text(video_id),
+            text(job.video_id()),
             text(stream_id),
-            text(action),
+            text(job.action()),
             Value::Integer(now),
         ],
     )
@@ -504,26 +500,27 @@ pub fn record_job(
 /// A job an event decided on, waiting in `job_outbox` to be handed to the queue.
 pub struct PendingJob {
     pub row: i64,
-    pub video_id: String,
-    pub action: String,
-    pub source: String,
+    pub job: Job,
 }
 
 /// Writes the job into the outbox, in the event's transaction: the queue is called only after
-/// the commit ([`pending_jobs`], [`claim_job`], [`job_handed_off`]).
-pub fn add_to_outbox(
-    db: &Connection,
-    video_id: &str,
-    action: &str,
-    source: &str,
-    now: i64,
-) -> Result<(), ApiError> {
+/// the commit ([`pending_jobs`], [`claim_job`], [`job_handed_off`]). The row holds the stream
+/// entry's `action`, `video_id` and `source` (empty for a job without one) as text; the time
+/// and trace are the hand-off's.
+pub fn add_to_outbox(db: &Connection, job: &Job, now: i64) -> Result<(), ApiError> {
+    let fields = job.fields();
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
     db.execute(
         "INSERT INTO job_outbox (video_id, action, source, created_at) VALUES (?, ?, ?, ?)",
         &[
-            text(video_id),
-            text(action),
-            text(source),
+            text(job.video_id()),
+            text(job.action()),
+            text(field("source")),
             Value::Integer(now),
         ],
     )
@@ -531,6 +528,8 @@ pub fn add_to_outbox(
     Ok(())
 }
 
+/// The video's outbox rows as jobs (serde's form of [`Job`]: the worker's checks on a stream
+/// entry are its own, as before); a row that is not a job is the store's fault (503).
 pub fn pending_jobs(db: &Connection, video_id: &str) -> Result<Vec<PendingJob>, ApiError> {
     let result = db
         .execute(
@@ -538,15 +537,23 @@ pub fn pending_jobs(db: &Connection, video_id: &str) -> Result<Vec<PendingJob>, 
             &[text(video_id)],
         )
         .map_err(db_error)?;
-    Ok(result
+    result
         .rows()
-        .map(|row| PendingJob {
-            row: row.get::<i64>("id").unwrap_or_default(),
-            video_id: row.get::<&str>("video_id").unwrap_or_default().to_string(),
-            action: row.get::<&str>("action").unwrap_or_default().to_string(),
-            source: row.get::<&str>("source").unwrap_or_default().to_string(),
+        .map(|row| {
+            let fields: serde_json::Map<String, serde_json::Value> =
+                ["video_id", "action", "source"]
+                    .into_iter()
+                    .filter_map(|name| {
+                        let value = row.get::<&str>(name).filter(|v| !v.is_empty())?;
+                        Some((name.to_string(), value.into()))
+                    })
+                    .collect();
+            Ok(PendingJob {
+                row: row.get::<i64>("id").unwrap_or_default(),
+                job: serde_json::from_value(fields.into()).map_err(db_error)?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Takes the row for this request until `until`, unless another request holds it: of several
@@ -584,7 +591,7 @@ pub fn job_handed_off(
     now: i64,
 ) -> Result<(), ApiError> {
     in_transaction(db, || {
-        record_job(db, &job.video_id, stream_id, &job.action, now)?;
+        record_job(db, &job.job, stream_id, now)?;
         db.execute(
             "DELETE FROM job_outbox WHERE id = ?",
             &[Value::Integer(job.row)],
