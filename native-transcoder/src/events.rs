@@ -66,9 +66,14 @@ impl EventSender {
     pub async fn send_once(&self, event: &Event) -> Result<(StatusCode, String)> {
         let body = serde_json::to_vec(event).expect("events serialise");
         let signature = event_signature::sign(&self.key, streamgate_core::now(), &body);
-        let request = Request::post(self.url.clone())
+        let mut request = Request::post(self.url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")
-            .header(event_signature::HEADER, signature)
+            .header(event_signature::HEADER, signature);
+        // In the header too, so the host (and any proxy) logs the request under the same trace.
+        if let Some(trace) = event.trace() {
+            request = request.header(streamgate_core::trace::HEADER, trace.to_string());
+        }
+        let request = request
             .body(Full::new(Bytes::from(body)))
             .expect("a valid request");
         let response = tokio::time::timeout(REQUEST_TIMEOUT, self.client.request(request))

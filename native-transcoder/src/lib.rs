@@ -14,6 +14,7 @@ pub mod media;
 pub mod metrics;
 pub mod redis_auth;
 pub mod server;
+pub mod trace;
 pub mod transcode;
 pub mod tus;
 pub mod worker;

@@ -366,9 +366,8 @@ fn main() {
     match cli.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(native_transcoder::trace::FlatJson)
             .init(),
     }
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");

@@ -17,6 +17,7 @@ use hyper::body::{Body as _, Incoming};
 use serde::{Deserialize, Serialize};
 use streamgate_core::api_error::ApiError;
 use streamgate_core::edge_token::EdgeToken;
+use streamgate_core::trace::TraceContext;
 use tokio::io::AsyncWriteExt;
 
 use crate::config::{self, Keys};
@@ -110,6 +111,11 @@ fn tus(status: StatusCode) -> http::response::Builder {
     Response::builder()
         .status(status)
         .header("Tus-Resumable", TUS_VERSION)
+}
+
+/// The request's trace context (its valid `traceparent`, else a fresh trace).
+fn request_trace<B>(req: &Request<B>) -> TraceContext {
+    crate::trace::continue_or_fresh(header_str(req.headers(), streamgate_core::trace::HEADER))
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -381,7 +387,9 @@ impl Uploads {
         .map_err(internal)?;
 
         if length == 0 {
-            self.finish(&info).await.map_err(internal)?;
+            self.finish(&info, &request_trace(req))
+                .await
+                .map_err(internal)?;
         }
         let query = req
             .uri()
@@ -500,6 +508,7 @@ impl Uploads {
             )
         })?;
         let declared = req.body().size_hint().exact();
+        let trace = request_trace(&req);
 
         let mut held = self.lock(video).await?;
         let info = self.load(video, upload)?;
@@ -615,7 +624,7 @@ impl Uploads {
         // brought the last one (a body cut after it, or running past Upload-Length), since a
         // client that HEADs now is told offset = length and stops.
         if offset == info.length {
-            self.finish(&info).await.map_err(internal)?;
+            self.finish(&info, &trace).await.map_err(internal)?;
         }
         if let Some(e) = failure {
             return Err(e);
@@ -627,8 +636,10 @@ impl Uploads {
     }
 
     /// Publishes a complete upload: rename into `sources/`, persist the event, mark complete.
-    /// Each step is idempotent, so `recover` can redo whatever a crash interrupted.
-    async fn finish(&self, info: &UploadInfo) -> anyhow::Result<()> {
+    /// Each step is idempotent, so `recover` can redo whatever a crash interrupted. The event
+    /// continues `trace`, the trace of the request that brought the last byte, so the app's
+    /// transcode job and the worker's logs are that trace too.
+    async fn finish(&self, info: &UploadInfo, trace: &TraceContext) -> anyhow::Result<()> {
         if config::tombstone(&self.media_dir, &info.video_id).exists() {
             // Deleted while its last bytes arrived: nothing is published.
             let _ = std::fs::remove_dir_all(self.video_dir(&info.video_id));
@@ -649,20 +660,24 @@ impl Uploads {
             Ok(())
         })
         .await??;
-        self.outbox.enqueue(Event::new(
-            format!("upload.completed:{}:{}", info.video_id, info.upload_id),
-            &info.video_id,
-            EventData::UploadCompleted {
-                size: info.length,
-                source: format!("sources/{}", info.video_id),
-            },
-        ))?;
+        self.outbox.enqueue(
+            Event::new(
+                format!("upload.completed:{}:{}", info.video_id, info.upload_id),
+                &info.video_id,
+                EventData::UploadCompleted {
+                    size: info.length,
+                    source: format!("sources/{}", info.video_id),
+                },
+            )
+            .with_trace(&crate::trace::child(trace)),
+        )?;
         let done = UploadInfo {
             complete: true,
             ..info.clone()
         };
         fsutil::write_atomic(&info_path, &serde_json::to_vec(&done)?)?;
-        tracing::info!(video = %info.video_id, upload = %info.upload_id, size = info.length, "upload complete");
+        tracing::info!(video = %info.video_id, upload = %info.upload_id, size = info.length,
+            trace_id = %trace.trace_id(), "upload complete");
         crate::metrics::METRICS.uploads_completed.inc();
         Ok(())
     }
@@ -699,7 +714,8 @@ impl Uploads {
         }
         let n = todo.len();
         for info in todo {
-            self.finish(&info).await?;
+            // The request that brought the last byte is gone: a trace of its own.
+            self.finish(&info, &crate::trace::fresh()).await?;
         }
         Ok(n)
     }

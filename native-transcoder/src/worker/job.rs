@@ -6,7 +6,9 @@ use std::path::Path;
 
 use redis::streams::StreamId;
 use streamgate_core::pipeline::{self, MalformedJob};
+use streamgate_core::trace::{self, TraceContext};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::queue::text;
 use super::retry::MAX_DELIVERIES;
@@ -26,17 +28,25 @@ pub(super) struct Job {
     pub(super) attempt: usize,
     /// The entry as a job, or why it is not one.
     pub(super) decoded: Result<pipeline::Job, MalformedJob>,
+    /// The trace the job continues (see [`trace_of`]).
+    pub(super) trace: TraceContext,
 }
 
 impl Job {
-    pub(super) fn decode(entry: StreamId, attempt: usize) -> Job {
+    pub(super) fn decode(entry: StreamId, attempt: usize, trace: TraceContext) -> Job {
         let fields = fields_of(&entry);
         Job {
             decoded: pipeline::Job::from_fields(&fields),
             fields,
             id: entry.id,
             attempt,
+            trace,
         }
+    }
+
+    /// An event about this job, sent from a new span of its trace.
+    pub(super) fn event(&self, id: String, video: &str, data: EventData) -> Event {
+        Event::new(id, video, data).with_trace(&crate::trace::child(&self.trace))
     }
 
     /// The video id of a well-formed entry; else the `video_id` field as written (empty when
@@ -47,6 +57,14 @@ impl Job {
             Err(_) => self.fields.get("video_id").cloned().unwrap_or_default(),
         }
     }
+}
+
+/// The trace of the request the entry comes from (its `traceparent`), or a fresh one for an
+/// entry without a valid one (written before trace contexts, or by hand), so that every job's
+/// log lines and events still share one trace id. Read from the raw fields: a malformed entry
+/// is logged under a trace too.
+pub(super) fn trace_of(entry: &StreamId) -> TraceContext {
+    crate::trace::continue_or_fresh(fields_of(entry).get(trace::HEADER).map(String::as_str))
 }
 
 /// The entry's action as a metrics label.
@@ -113,7 +131,7 @@ pub(super) async fn run_job(cfg: &WorkConfig, job: &Job, video: &str) -> Result<
             tracing::info!(video, "ladder already published; announcing it again");
             deliver_or_log(
                 &cfg.events,
-                &Event::new(completed_id, video, EventData::TranscodeCompleted(data)),
+                &job.event(completed_id, video, EventData::TranscodeCompleted(data)),
             )
             .await;
             return Ok(Ended::Done);
@@ -122,7 +140,7 @@ pub(super) async fn run_job(cfg: &WorkConfig, job: &Job, video: &str) -> Result<
 
     deliver_or_log(
         &cfg.events,
-        &Event::new(
+        &job.event(
             format!("transcode.started:{video}:{}:{}", job.id, job.attempt),
             video,
             EventData::TranscodeStarted {
@@ -150,19 +168,21 @@ pub(super) async fn run_job(cfg: &WorkConfig, job: &Job, video: &str) -> Result<
         .map_err(|e| JobError::retry(format!("cannot create a work directory: {e}")))?;
 
     // Progress goes out from its own task, newest value wins: a slow events endpoint never
-    // stalls ffmpeg's progress pipe.
+    // stalls ffmpeg's progress pipe. Its log lines are the job's too (its span).
     let (tx, mut rx) = watch::channel(0u32);
     let progress_events = cfg.events.clone();
     let (progress_video, progress_prefix) =
         (video.to_string(), format!("{}:{}", job.id, job.attempt));
-    let progress_task = tokio::spawn(async move {
+    let progress_trace = job.trace;
+    let progress = async move {
         while rx.changed().await.is_ok() {
             let pct = *rx.borrow_and_update();
             let event = Event::new(
                 format!("transcode.progress:{progress_video}:{progress_prefix}:{pct}"),
                 &progress_video,
                 EventData::TranscodeProgress { percent: pct },
-            );
+            )
+            .with_trace(&crate::trace::child(&progress_trace));
             // Best effort: never retried, so what is not accepted at once is dropped.
             let outcome = match progress_events.send_once(&event).await {
                 Ok((status, _)) if status.is_success() => "accepted",
@@ -174,7 +194,8 @@ pub(super) async fn run_job(cfg: &WorkConfig, job: &Job, video: &str) -> Result<
             };
             METRICS.event_delivery(event.kind(), outcome);
         }
-    });
+    };
+    let progress_task = tokio::spawn(progress.instrument(tracing::Span::current()));
     let mut throttle = Throttle::default();
     let budget = cfg.limits.encode_budget(probe.duration);
     let encoded = transcode::encode(&cfg.tools, &input, &probe, &work.path, budget, |pct| {
@@ -218,7 +239,7 @@ pub(super) async fn run_job(cfg: &WorkConfig, job: &Job, video: &str) -> Result<
     };
     deliver_or_log(
         &cfg.events,
-        &Event::new(completed_id, video, EventData::TranscodeCompleted(data)),
+        &job.event(completed_id, video, EventData::TranscodeCompleted(data)),
     )
     .await;
     Ok(Ended::Done)

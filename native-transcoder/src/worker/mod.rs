@@ -28,7 +28,9 @@ use std::time::Duration;
 use anyhow::Result;
 use redis::streams::StreamId;
 use streamgate_core::pipeline;
+use streamgate_core::trace::TraceContext;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::events::{Delivery, Event, EventData, EventSender};
 use crate::intake::{Refusal, SourceLimits};
@@ -128,7 +130,13 @@ impl Worker {
         let started = std::time::Instant::now();
         let action = job::action_label(&entry);
         self.outcome = None;
-        let result = self.process_entry(entry, shutdown).await;
+        // Every line logged while the job is processed carries its trace id (docs/operations.md).
+        let trace = job::trace_of(&entry);
+        let span = tracing::info_span!("job", trace_id = %trace.trace_id());
+        let result = self
+            .process_entry(entry, trace, shutdown)
+            .instrument(span)
+            .await;
         let outcome = match (&result, self.outcome.take()) {
             (Err(_), _) => Some("interrupted"),
             (Ok(()), outcome) => outcome,
@@ -142,6 +150,7 @@ impl Worker {
     async fn process_entry(
         &mut self,
         entry: StreamId,
+        trace: TraceContext,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<()> {
         let Some((owner, attempt)) = self.queue.pending_info(&entry.id).await? else {
@@ -150,7 +159,7 @@ impl Worker {
         if owner != self.cfg.consumer {
             return Ok(());
         }
-        let job = Job::decode(entry, attempt);
+        let job = Job::decode(entry, attempt, trace);
         let video = job.video();
         tracing::info!(entry = %job.id, video = %video, attempt, "job");
 
@@ -295,7 +304,7 @@ impl Worker {
             }
         };
         tracing::info!(video, removed, "media deleted");
-        let event = Event::new(
+        let event = job.event(
             format!("media.deleted:{video}:{}", job.id),
             video,
             EventData::MediaDeleted {},
@@ -330,7 +339,7 @@ impl Worker {
         last: bool,
         shutdown: &watch::Receiver<bool>,
     ) -> bool {
-        let event = Event::new(
+        let event = job.event(
             format!("transcode.failed:{video}:{}:{}", job.id, job.attempt),
             video,
             EventData::TranscodeFailed {
