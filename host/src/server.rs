@@ -12,7 +12,6 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use wasmtime::{Engine, Store, UpdateDeadline};
@@ -75,7 +74,6 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     // The header-read timer runs whenever hyper waits for a request head, so it also closes a
     // keep-alive connection left idle between requests.
@@ -86,62 +84,39 @@ pub async fn serve(
     // For a client over its connection cap: one answer, then the connection closes.
     let mut refuse = http.clone();
     refuse.keep_alive(false);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, client) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Running out of file descriptors must not end the server.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let Some(counted) = server.clients.admit(client.ip()) else {
-                    crate::metrics::METRICS.overloaded("client_connections");
-                    let conn = refuse.serve_connection(
-                        TokioIo::new(stream),
-                        service_fn(|_req| async {
-                            Ok::<_, Infallible>(errors::closing(errors::overloaded(
-                                "Too many connections from this client. Close some, or retry shortly.",
-                            )))
-                        }),
-                    );
-                    tokio::spawn(async move {
-                        let _ = conn.await;
-                    });
-                    continue;
-                };
-                let server = server.clone();
-                let conn = http.serve_connection(
+    accept::serve(
+        listener,
+        shutdown,
+        DRAIN_TIMEOUT,
+        |stream, client, connections| {
+            let Some(counted) = server.clients.admit(client.ip()) else {
+                crate::metrics::METRICS.overloaded("client_connections");
+                let conn = refuse.serve_connection(
                     TokioIo::new(stream),
-                    service_fn(move |req| {
-                        let server = server.clone();
-                        async move { Ok::<_, Infallible>(server.handle(req, client).await) }
+                    service_fn(|_req| async {
+                        Ok::<_, Infallible>(errors::closing(errors::overloaded(
+                            "Too many connections from this client. Close some, or retry shortly.",
+                        )))
                     }),
                 );
-                let conn = graceful.watch(conn);
+                // Not waited for at shutdown: it answers once and closes.
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%client, "connection error: {e}");
-                    }
-                    drop(counted);
+                    let _ = conn.await;
                 });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    tracing::info!("shutting down: finishing in-flight requests");
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all requests finished"),
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
-            tracing::warn!("gave up waiting for in-flight requests after {DRAIN_TIMEOUT:?}")
-        }
-    }
+                return;
+            };
+            let server = server.clone();
+            let conn = http.serve_connection(
+                TokioIo::new(stream),
+                service_fn(move |req| {
+                    let server = server.clone();
+                    async move { Ok::<_, Infallible>(server.handle(req, client).await) }
+                }),
+            );
+            connections.spawn(conn, client, counted);
+        },
+    )
+    .await;
     Ok(())
 }
 
@@ -231,7 +206,7 @@ impl Server {
             component = component.unwrap_or("-"),
             status,
             elapsed_ms = format_args!("{:.3}", started.elapsed().as_secs_f64() * 1e3),
-            request_id,
+            request_id = %request_id,
         );
         response
     }

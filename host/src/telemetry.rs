@@ -140,8 +140,11 @@ pub struct RequestTrace {
 /// `tracestate` is dropped with it (W3C: a `tracestate` means nothing without its
 /// `traceparent`).
 pub fn start<B>(req: &mut hyper::Request<B>, client: SocketAddr) -> RequestTrace {
-    let propagator = TraceContextPropagator::new();
-    let parent = propagator.extract(&HeaderExtractor(req.headers()));
+    let parent = if well_formed(req.headers()) {
+        TraceContextPropagator::new().extract(&HeaderExtractor(req.headers()))
+    } else {
+        Context::new()
+    };
     let caller = parent.span().span_context().clone();
     let span = tracer().map(|tracer| {
         let mut attributes = vec![
@@ -192,6 +195,38 @@ pub fn start<B>(req: &mut hyper::Request<B>, client: SocketAddr) -> RequestTrace
         span,
         trace_id: context.trace_id(),
     }
+}
+
+/// W3C's rules for `traceparent`, which the propagator applies only in part (it takes a
+/// trace id of 30 digits, say): one header; `version-traceid-parentid-flags` in lower-case hex
+/// of 2, 32, 16 and 2 digits; version `ff` invalid; version `00` with nothing after the flags.
+/// A later version may append fields, which are ignored.
+fn well_formed(headers: &http::HeaderMap) -> bool {
+    let mut values = headers.get_all(TRACEPARENT).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let mut parts = value.split('-');
+    let (Some(version), Some(trace_id), Some(parent_id), Some(flags)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let rest = parts.next();
+    hex(version, 2)
+        && version != "ff"
+        && hex(trace_id, 32)
+        && hex(parent_id, 16)
+        && hex(flags, 2)
+        && (version != "00" || rest.is_none())
 }
 
 fn traceparent(context: &SpanContext) -> String {
@@ -410,6 +445,10 @@ mod tests {
             None,
             Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
             Some("garbage"),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e47-00f067aa0ba902b7-01"),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902-01"),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"),
+            Some("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         ] {
             let mut req = request(tp);
             let trace = start(&mut req, client());

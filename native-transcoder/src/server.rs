@@ -118,6 +118,9 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     response
 }
 
+/// How long shutdown waits for in-flight requests before giving up on them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Serves until `shutdown` resolves, then lets in-flight requests finish (30 s at most).
 pub async fn serve(
     config: ServeConfig,
@@ -192,63 +195,45 @@ pub async fn serve(
     println!("native-transcoder origin listening on http://{addr}");
     tracing::info!(%addr, media_dir = %config.media_dir.display(), "upload and media origin ready");
 
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
+    accept::serve(
+        listener,
+        shutdown,
+        DRAIN_TIMEOUT,
+        |stream, peer, connections| {
+            let state = state.clone();
+            let service = service_fn(move |req| {
                 let state = state.clone();
-                let service = service_fn(move |req| {
-                    let state = state.clone();
-                    async move {
-                        let method = req.method().clone();
-                        let path = req.uri().path().to_string();
-                        let started = std::time::Instant::now();
-                        let class = crate::metrics::route_class(&path);
-                        let response = route(state, req).await;
-                        crate::metrics::METRICS.request(
-                            class,
-                            response.status().as_u16(),
-                            hyper::body::Body::size_hint(response.body()).exact().unwrap_or(0),
-                            started.elapsed(),
-                        );
-                        tracing::info!(%peer, %method, %path, status = response.status().as_u16(),
-                            ms = started.elapsed().as_millis() as u64, "request");
-                        Ok::<_, std::convert::Infallible>(response)
-                    }
-                });
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            _ = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    tracing::info!("shutting down: finishing in-flight requests");
-    if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("in-flight requests still running after 30 s; exiting anyway");
-    }
+                async move {
+                    let method = req.method().clone();
+                    let path = req.uri().path().to_string();
+                    let started = std::time::Instant::now();
+                    let class = crate::metrics::route_class(&path);
+                    let response = route(state, req).await;
+                    crate::metrics::METRICS.request(
+                        class,
+                        response.status().as_u16(),
+                        hyper::body::Body::size_hint(response.body())
+                            .exact()
+                            .unwrap_or(0),
+                        started.elapsed(),
+                    );
+                    tracing::info!(%peer, %method, %path, status = response.status().as_u16(),
+                    ms = started.elapsed().as_millis() as u64, "request");
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+            connections.spawn(
+                builder.serve_connection(TokioIo::new(stream), service),
+                peer,
+                (),
+            );
+        },
+    )
+    .await;
     let pending = outbox.pending();
     if pending > 0 {
         tracing::info!(
