@@ -29,6 +29,11 @@ async fn handle(req: Request) -> Response {
         "loop" => spin_forever(),
         // Grows its heap by `mib` MiB at a time, touching every page, until it fails.
         "alloc" => Ok(alloc(&req)),
+        // The W3C trace context the host handed the guest (tests/host-tests/tests/traces.rs).
+        "trace" => Ok(json!({
+            "traceparent": header(&req, "traceparent"),
+            "tracestate": header(&req, "tracestate"),
+        })),
         "env" => Ok(
             json!({ "value": std::env::var(query_param(req.query(), "name").unwrap_or_default()).ok() }),
         ),
@@ -61,6 +66,12 @@ fn body<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, String> {
 
 fn err(e: impl std::fmt::Debug) -> Value {
     json!({ "err": format!("{e:?}") })
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.header(name)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
 }
 
 fn echo(req: &Request) -> Value {
