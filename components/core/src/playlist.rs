@@ -313,12 +313,12 @@ pub mod template {
         while let Some(at) = rest.find(MARK) {
             out.push_str(&rest[..at]);
             let tail = &rest[at..];
-            if tail.starts_with(TOKEN) {
+            if let Some(after) = tail.strip_prefix(TOKEN) {
                 out.push_str(&token);
-                rest = &tail[TOKEN.len()..];
-            } else if tail.starts_with(BASE) {
+                rest = after;
+            } else if let Some(after) = tail.strip_prefix(BASE) {
                 out.push_str(&base);
-                rest = &tail[BASE.len()..];
+                rest = after;
             } else {
                 // Not written by `templates`; kept as is rather than guessed at.
                 out.push(MARK);

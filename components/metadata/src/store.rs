@@ -418,6 +418,24 @@ pub fn replace_tracks(
         )
         .map_err(db_error)?;
     }
+    // The kept playlists are rendered from exactly these tracks and replaced with them (the
+    // caller's transaction), so a playlist never outlives the ladder it lists.
+    db.execute(
+        "DELETE FROM playlist_templates WHERE video_id = ?",
+        &[text(id)],
+    )
+    .map_err(db_error)?;
+    if let Some((duration, templates)) =
+        streamgate_core::playlist::template::templates(id, renditions, audio)
+    {
+        for t in templates {
+            db.execute(
+                "INSERT INTO playlist_templates (video_id, file, duration, body) VALUES (?, ?, ?, ?)",
+                &[text(id), text(&t.file), Value::Real(duration), Value::Text(t.body)],
+            )
+            .map_err(db_error)?;
+        }
+    }
     Ok(())
 }
 
@@ -426,7 +444,13 @@ pub fn delete_video(db: &Connection, id: &str) -> Result<(), ApiError> {
     db.execute("DELETE FROM videos WHERE id = ?", &[text(id)])
         .map_err(db_error)?;
     // A job not yet handed to the queue goes with its video: nothing is left to transcode.
-    for table in ["gate_rules", "renditions", "audio_tracks", "job_outbox"] {
+    for table in [
+        "gate_rules",
+        "renditions",
+        "audio_tracks",
+        "playlist_templates",
+        "job_outbox",
+    ] {
         db.execute(
             &format!("DELETE FROM {table} WHERE video_id = ?"),
             &[text(id)],

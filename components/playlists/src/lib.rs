@@ -8,8 +8,8 @@
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 use streamgate_core::api_error::ApiError;
-use streamgate_core::edge_token;
-use streamgate_core::playlist::{self, Links};
+use streamgate_core::edge_token::{self, EdgeToken, ViewingPolicy};
+use streamgate_core::playlist::{self, template, Links};
 use streamgate_spin::playback_keys::PlaybackKeys;
 use streamgate_spin::request::ApiRequest;
 use streamgate_spin::{config, now, response, video_schema};
@@ -61,28 +61,87 @@ fn serve(request: &ApiRequest) -> Result<Response, ApiError> {
         .map_err(|e| ApiError::new(403, e.code(), e.to_string()))?;
     let settings = streamgate_core::settings::Playlists::load(&config::Spin)?;
     let policy = settings.viewing;
+    let media_base = settings.media_base_url;
+    let content_type = if file.ends_with(".mpd") {
+        "application/dash+xml"
+    } else {
+        "application/vnd.apple.mpegurl"
+    };
+    // The playlist kept when the tracks were stored, stamped with this viewer's token; rendered
+    // from the tracks for a video stored before templates, or when the operator turned them
+    // off (`playlist_templates`, also how `scripts/bench playlists` measures the difference).
+    let kept = if templates_on()? {
+        video_schema::ready_template(id, file)?
+    } else {
+        None
+    };
+    let body = match kept {
+        Some(kept) => {
+            let token = renewed(&presented, now, kept.duration, policy, &keys);
+            template::stamp(file, &kept.body, &media_base, &token)
+        }
+        None => render(id, file, &presented, now, policy, &keys, &media_base)?,
+    };
+    Ok(cors(
+        Response::builder()
+            .status(200)
+            .header("content-type", content_type)
+            // The URIs carry a viewer's token, renewed on each read: caches may keep the
+            // playlist only for that viewer, briefly.
+            .header("cache-control", "private, max-age=60")
+            .body(body)
+            .build(),
+    ))
+}
 
+/// `playlist_templates`: `on` (the default) or `off`; anything else is a misconfiguration.
+fn templates_on() -> Result<bool, ApiError> {
+    match config::optional("playlist_templates").as_deref() {
+        None | Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(ApiError::new(
+            503,
+            "server_misconfigured",
+            format!("`playlist_templates` must be `on` or `off`, got `{other}`"),
+        )),
+    }
+}
+
+/// The presented token renewed for a video of `duration` seconds, signed.
+fn renewed(
+    presented: &EdgeToken,
+    now: i64,
+    duration: f64,
+    policy: ViewingPolicy,
+    keys: &PlaybackKeys,
+) -> String {
+    let viewing = edge_token::viewing_token(presented, now, duration, policy);
+    edge_token::sign(&viewing, &keys.current)
+}
+
+/// The playlist `file` rendered from the video's stored tracks.
+fn render(
+    id: &str,
+    file: &str,
+    presented: &EdgeToken,
+    now: i64,
+    policy: ViewingPolicy,
+    keys: &PlaybackKeys,
+    media_base: &str,
+) -> Result<String, ApiError> {
     let (renditions, audio) = video_schema::ready_tracks(id)?;
     let duration = playlist::duration_secs(&renditions, &audio);
-    let viewing = edge_token::viewing_token(&presented, now, duration, policy);
-    let token = edge_token::sign(&viewing, &keys.current);
+    let token = renewed(presented, now, duration, policy, keys);
     let token = token.as_str();
     let links = Links {
         video_id: id,
-        media_base: &settings.media_base_url,
+        media_base,
         token,
     };
-
-    let (content_type, body) = if *file == "master.m3u8" {
-        (
-            "application/vnd.apple.mpegurl",
-            playlist::hls_master(&renditions, &audio, token),
-        )
-    } else if *file == "manifest.mpd" {
-        (
-            "application/dash+xml",
-            playlist::dash_mpd(&renditions, &audio, &links),
-        )
+    Ok(if file == template::MASTER {
+        playlist::hls_master(&renditions, &audio, token)
+    } else if file == template::MPD {
+        playlist::dash_mpd(&renditions, &audio, &links)
     } else if let Some(name) = file.strip_suffix(".m3u8") {
         let (init, segments) = renditions
             .iter()
@@ -95,21 +154,8 @@ fn serve(request: &ApiRequest) -> Result<Response, ApiError> {
                     .map(|a| (&a.init, &a.segments))
             })
             .ok_or_else(|| ApiError::not_found(format!("no rendition or audio track `{name}`")))?;
-        (
-            "application/vnd.apple.mpegurl",
-            playlist::hls_media(init, segments, &links),
-        )
+        playlist::hls_media(init, segments, &links)
     } else {
         return Err(ApiError::not_found("no such stream resource"));
-    };
-    Ok(cors(
-        Response::builder()
-            .status(200)
-            .header("content-type", content_type)
-            // The URIs carry a viewer's token, renewed on each read: caches may keep the
-            // playlist only for that viewer, briefly.
-            .header("cache-control", "private, max-age=60")
-            .body(body)
-            .build(),
-    ))
+    })
 }

@@ -127,6 +127,40 @@ pub fn ready_tracks(id: &str) -> Result<(Vec<Rendition>, Vec<AudioTrack>), ApiEr
     Ok((renditions, audio))
 }
 
+/// A kept playlist and the length its viewing token is renewed for.
+pub struct KeptPlaylist {
+    pub duration: f64,
+    pub body: String,
+}
+
+const TEMPLATE: &str = "SELECT v.status AS status, p.duration AS duration, p.body AS body
+     FROM videos v LEFT JOIN playlist_templates p ON p.video_id = v.id AND p.file = ?
+     WHERE v.id = ?";
+
+/// Like [`ready_tracks`] (404, 409 `not_ready`, one statement), but the kept playlist `file`
+/// instead of the tracks: `None` when the video has none of that name (stored before templates,
+/// or no such track), and then the caller renders from [`ready_tracks`].
+pub fn ready_template(id: &str, file: &str) -> Result<Option<KeptPlaylist>, ApiError> {
+    let db = open_unmigrated()?;
+    let params = [text(file), text(id)];
+    let result = match db.execute(TEMPLATE, &params) {
+        Ok(result) => result,
+        Err(_) => {
+            crate::migrations::migrate(&db, SCOPE, MIGRATIONS)?;
+            db.execute(TEMPLATE, &params).map_err(read_error)?
+        }
+    };
+    let row = result
+        .rows()
+        .next()
+        .ok_or_else(|| ApiError::not_found(format!("no video `{id}`")))?;
+    not_ready_unless_ready(row.get::<&str>("status").unwrap_or_default())?;
+    Ok(row.get::<&str>("body").map(|body| KeptPlaylist {
+        duration: row.get::<f64>("duration").unwrap_or_default(),
+        body: body.to_string(),
+    }))
+}
+
 /// What playback and the playlists need of a video.
 pub struct PlayableVideo {
     pub owner: String,
@@ -286,5 +320,23 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             claimed_until INTEGER
         )",
         "CREATE INDEX IF NOT EXISTS job_outbox_by_video ON job_outbox (video_id, id)",
+    ],
+}, Migration {
+    version: 5,
+    add_columns: &[],
+    statements: &[
+        // Each playlist of a video rendered once with marks for the media base and the token
+        // (streamgate_core::playlist::template), replaced in the same transaction as the
+        // tracks it was rendered from, so a reader sees both old or both new. `duration` is
+        // what the viewing token is renewed for. Videos stored before this have no rows here
+        // and are rendered per request; nothing else writes these rows (a reader filling a
+        // missing one could write a ladder that was replaced meanwhile).
+        "CREATE TABLE IF NOT EXISTS playlist_templates (
+            video_id TEXT NOT NULL,
+            file     TEXT NOT NULL,
+            duration REAL NOT NULL,
+            body     TEXT NOT NULL,
+            PRIMARY KEY (video_id, file)
+        )",
     ],
 }];

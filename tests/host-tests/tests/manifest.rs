@@ -103,7 +103,7 @@ fn an_older_database_is_migrated_by_the_first_manifest_request_and_both_audio_la
         )
         .unwrap();
     assert_eq!(
-        version, 4,
+        version, 5,
         "the manifest request brought the schema up to date"
     );
     let mpd = get(&host, "/stream/legacy01/manifest.mpd", "legacy01");

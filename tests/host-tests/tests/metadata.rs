@@ -982,7 +982,7 @@ fn an_older_database_gains_failure_codes_even_after_a_crash_mid_migration() {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(version, 4, "brought up to the latest schema");
+        assert_eq!(version, 5, "brought up to the latest schema");
         // New failures land in the migrated schema.
         let id = app.created_id(ALICE, "After the migration");
         app.events(
