@@ -234,9 +234,11 @@ pub enum EventData {
     #[serde(rename = "transcode.completed")]
     TranscodeCompleted(serde_json::Value),
     /// `code`, a fixed snake_case reason; `error`, a sentence for the owner; `final`, whether
-    /// the video is failed for good.
+    /// the video is failed for good. Workers before failure codes sent no `code`: it decodes
+    /// as empty, which the app stores as the generic code (`video::failure_code`).
     #[serde(rename = "transcode.failed")]
     TranscodeFailed {
+        #[serde(default)]
         code: String,
         error: String,
         #[serde(rename = "final")]
@@ -511,6 +513,24 @@ mod tests {
             Job::transcode("v1", "sources/v1", 1_700_000_100)
         );
         assert_eq!(Job::delete("v1", 1).enqueued(2), Job::delete("v1", 2));
+    }
+
+    #[test]
+    fn a_failure_without_a_code_decodes_as_an_empty_code() {
+        // What workers sent before failure codes (tests/host-tests metadata.rs has the app
+        // store it as `transcode_failed`).
+        let old: Event = serde_json::from_str(
+            r#"{"id":"f","type":"transcode.failed","video_id":"v1","data":{"error":"boom","final":true}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            old.data,
+            EventData::TranscodeFailed {
+                code: String::new(),
+                error: "boom".into(),
+                last: true
+            }
+        );
     }
 
     #[test]
