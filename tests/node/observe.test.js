@@ -188,13 +188,18 @@ test('the alert rules of infra/observability/alerts.yml are loaded and every one
     file.map((g) => [g.name, g.rules.map((r) => r.alert)]).sort(byName),
     'the groups and alerts of alerts.yml',
   );
+  // The media disk alert speaks of this machine's disk: pending (its `for` is 10 minutes) when
+  // it really has less than 10 GiB free.
+  const free = Math.min(...(await query('streamgate_media_dir_free_bytes')).result.map((s) => Number(s.value[1])));
+  const diskLow = free < 10 * 1024 ** 3;
   for (const g of groups) {
     assert.ok(g.file.endsWith('infra/observability/alerts.yml'), `${g.name} read from the repository's file: ${g.file}`);
     for (const r of g.rules) {
       assert.equal(r.type, 'alerting');
       assert.equal(r.health, 'ok', `${r.name}: ${r.lastError ?? ''}`);
       // A quiet stack: nothing fires (a rule that fired here would page an operator for nothing).
-      assert.equal(r.state, 'inactive', `${r.name} is ${r.state}`);
+      const expected = r.name === 'StreamGateMediaDiskLow' && diskLow ? 'pending' : 'inactive';
+      assert.equal(r.state, expected, `${r.name} is ${r.state} (media disk free: ${free} bytes)`);
     }
   }
 });
