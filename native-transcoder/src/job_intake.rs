@@ -7,6 +7,7 @@
 //! taken once: a replay of a captured request within the signature's freshness window finds its
 //! id remembered and is refused (409), and after the window its signature is stale.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -15,7 +16,7 @@ use hyper::body::Incoming;
 use streamgate_core::api_error::ApiError;
 use streamgate_core::event_signature;
 use streamgate_core::job_intake::{JobAccepted, JobRequest, BODY_LIMIT, REMEMBER_SECS};
-use streamgate_core::pipeline::JOB_STREAM as STREAM;
+use streamgate_core::pipeline::{Job, JOB_STREAM as STREAM};
 
 use crate::server::{error_response, full, Body};
 
@@ -113,14 +114,7 @@ impl JobIntake {
         .to_bytes();
         let keys: Vec<&[u8]> = self.keys.iter().map(|k| k.as_slice()).collect();
         event_signature::verify(signature.as_deref(), &keys, &body, streamgate_core::now())?;
-        let job: JobRequest = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                400,
-                "invalid_json",
-                format!("the job is not valid JSON: {e}"),
-            )
-        })?;
-        job.validate()?;
+        let (job_id, job) = decode(&body)?;
 
         let mut conn = redis
             .get_multiplexed_async_connection()
@@ -130,19 +124,19 @@ impl JobIntake {
         script
             .arg(ENQUEUE_ONCE)
             .arg(2)
-            .arg(format!("{SEEN_PREFIX}{}", job.job_id))
+            .arg(format!("{SEEN_PREFIX}{job_id}"))
             .arg(STREAM)
             .arg(REMEMBER_SECS);
-        for (name, value) in &job.fields {
+        for (name, value) in job.fields() {
             script.arg(name).arg(value);
         }
         let (fresh, stream_id): (i64, String) =
             script.query_async(&mut conn).await.map_err(unavailable)?;
         if fresh == 1 {
-            tracing::info!(job_id = %job.job_id, %stream_id, "job taken from the app");
+            tracing::info!(%job_id, %stream_id, "job taken from the app");
             return Ok(json(StatusCode::OK, &JobAccepted { stream_id }));
         }
-        tracing::warn!(job_id = %job.job_id, %stream_id, "a job id seen before: refused");
+        tracing::warn!(%job_id, %stream_id, "a job id seen before: refused");
         let body = serde_json::json!({
             "error": "this job was already taken; it is not enqueued again",
             "code": "duplicate_job",
@@ -150,6 +144,30 @@ impl JobIntake {
         });
         Ok(json(StatusCode::CONFLICT, &body))
     }
+}
+
+/// The job in a request body and the id the app drew for it. Whatever the worker would refuse
+/// is refused here, with the worker's reason, rather than appended to be dead-lettered: not
+/// JSON is 400 `invalid_json`; a request of the wrong shape or a job the worker cannot take
+/// ([`Job::from_fields`]) is 422 `invalid_job`.
+fn decode(body: &[u8]) -> Result<(String, Job), ApiError> {
+    let request: JobRequest = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            400,
+            "invalid_json",
+            format!("the job is not valid JSON: {e}"),
+        )
+    })?;
+    request.validate()?;
+    let fields: HashMap<String, String> = request.fields.into_iter().collect();
+    let job = Job::from_fields(&fields).map_err(|e| {
+        ApiError::new(
+            422,
+            "invalid_job",
+            format!("the worker cannot take this job: {e}"),
+        )
+    })?;
+    Ok((request.job_id, job))
 }
 
 fn json(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
@@ -183,6 +201,51 @@ fn unavailable(e: redis::RedisError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_the_worker_would_refuse_is_refused_at_intake() {
+        let id = "ab".repeat(16);
+        let body = |fields: &str| format!(r#"{{"job_id":"{id}","fields":{fields}}}"#);
+        let (job_id, job) = decode(
+            body(r#"[["action","transcode"],["video_id","v1"],["source","sources/v1"],["enqueued_at","5"]]"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            (job_id.as_str(), &job),
+            (id.as_str(), &Job::transcode("v1", "sources/v1", 5))
+        );
+        // What is appended is the entry the app built, in its order.
+        assert_eq!(
+            job.fields(),
+            [
+                ("action", "transcode".to_string()),
+                ("video_id", "v1".into()),
+                ("source", "sources/v1".into()),
+                ("enqueued_at", "5".into())
+            ]
+        );
+        assert_eq!(decode(b"{").unwrap_err().code, "invalid_json");
+        for (fields, why) in [
+            (r#"[["video_id","v1"]]"#, "needs an `action`"),
+            (
+                r#"[["action","resize"],["video_id","v1"]]"#,
+                "unknown action `resize`",
+            ),
+            (
+                r#"[["action","delete"],["video_id","../v1"]]"#,
+                "no valid video_id",
+            ),
+            (
+                r#"[["action","transcode"],["video_id","v1"],["source","sources/v2"]]"#,
+                "not the video's own upload",
+            ),
+        ] {
+            let e = decode(body(fields).as_bytes()).unwrap_err();
+            assert_eq!((e.status, e.code), (422, "invalid_job"), "{fields}");
+            assert!(e.error.contains(why), "{fields}: {}", e.error);
+        }
+    }
 
     #[test]
     fn the_header_is_judged_before_the_body() {

@@ -198,6 +198,18 @@ test('the origin refuses forged, stale, oversized and replayed jobs', async () =
   const invalid = await post(bad, signatureHeader(key, now(), bad));
   assert.equal(invalid.status, 422, invalid.text);
   assert.equal(invalid.json.code, 'invalid_job');
+  // Of the right shape but a job the worker would only dead-letter: refused with its reason.
+  for (const [fields, why] of [
+    [[['action', 'resize'], ['video_id', 'v']], /unknown action `resize`/],
+    [[['action', 'delete'], ['video_id', '../v']], /no valid video_id/],
+    [[['action', 'transcode'], ['video_id', 'v'], ['source', 'sources/w']], /not the video's own upload/],
+  ]) {
+    const unusable = JSON.stringify({ job_id: randomBytes(16).toString('hex'), fields });
+    const refused = await post(unusable, signatureHeader(key, now(), unusable));
+    assert.equal(refused.status, 422, refused.text);
+    assert.equal(refused.json.code, 'invalid_job');
+    assert.match(refused.json.error, why);
+  }
   const notPost = await fetch(url, { signal: AbortSignal.timeout(15_000) });
   assert.equal(notPost.status, 405);
   assert.equal(await streamLength(), before + 1);
