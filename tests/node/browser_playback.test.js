@@ -9,12 +9,16 @@
 // their default settings.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
 
 import { assertBrowserAvailable, launchChromium, recordTraffic, startPageServer, videoState } from './lib/browser.js';
 import { playback, startPlaybackStack, uploadReadyVideo } from './lib/playback.js';
 
 const PLAY_TIMEOUT_MS = 20_000;
+const run = promisify(execFile);
 
 let stack;
 let video;
@@ -30,6 +34,13 @@ before(async () => {
   const res = await playback(stack, video.id, stack.holder);
   assert.equal(res.status, 200, `A's playback: ${res.status} ${res.text}`);
   urls = res.json;
+  // The players below read the kept playlists, stamped with A's token (issue 15 item 3), not a
+  // per-request render: the host stored them when the transcode completed.
+  const { stdout } = await run('sqlite3', [
+    path.join(stack.host.stateDir, 'sqlite_db.db'),
+    `SELECT file FROM playlist_templates WHERE video_id = '${video.id}' ORDER BY file`,
+  ]);
+  assert.deepEqual(stdout.trim().split('\n'), ['240p.m3u8', '360p.m3u8', 'audio.m3u8', 'manifest.mpd', 'master.m3u8']);
   pages = await startPageServer();
   pageBase = pages.base;
   context = await launchChromium();
