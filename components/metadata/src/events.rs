@@ -251,16 +251,7 @@ fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
         EventKind::TranscodeProgress => {
             let progress: Progress = data(event)?;
             let percent = progress.percent.clamp(0.0, 100.0).floor() as i64;
-            db.execute(
-                "UPDATE videos SET progress = MAX(COALESCE(progress, 0), ?), updated_at = ?
-                 WHERE id = ? AND status IN ('queued', 'transcoding')",
-                &[
-                    Value::Integer(percent),
-                    Value::Integer(now),
-                    Value::Text(id.to_string()),
-                ],
-            )
-            .map_err(store::db_error)?;
+            store::record_progress(db, id, percent, now)?;
         }
         EventKind::TranscodeCompleted => {
             let done: Completed = data(event)?;
@@ -292,25 +283,13 @@ fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
         EventKind::TranscodeFailed => {
             let failed: Failed = data(event)?;
             if failed.r#final {
-                // Status, code and sentence in one statement: a failed video always says why.
-                let allowed = VideoStatus::allowed_before(VideoStatus::Failed)
-                    .iter()
-                    .map(|s| format!("'{s}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                db.execute(
-                    &format!(
-                        "UPDATE videos SET status = 'failed', error_code = ?, error = ?,
-                         updated_at = ? WHERE id = ? AND status IN ({allowed})"
-                    ),
-                    &[
-                        Value::Text(failure_code(failed.code.as_deref()).to_string()),
-                        Value::Text(failure_sentence(failed.error.as_deref())),
-                        Value::Integer(now),
-                        Value::Text(id.to_string()),
-                    ],
-                )
-                .map_err(store::db_error)?;
+                store::fail(
+                    db,
+                    id,
+                    failure_code(failed.code.as_deref()),
+                    &failure_sentence(failed.error.as_deref()),
+                    now,
+                )?;
             }
         }
         EventKind::MediaDeleted => {}

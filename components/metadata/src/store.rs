@@ -367,6 +367,42 @@ pub fn advance(db: &Connection, id: &str, next: VideoStatus, now: i64) -> Result
     Ok(db.changes() == 1)
 }
 
+/// Stores a transcode's progress, never backwards, while the video is queued or transcoding.
+pub fn record_progress(db: &Connection, id: &str, percent: i64, now: i64) -> Result<(), ApiError> {
+    db.execute(
+        "UPDATE videos SET progress = MAX(COALESCE(progress, 0), ?), updated_at = ?
+         WHERE id = ? AND status IN ('queued', 'transcoding')",
+        &[Value::Integer(percent), Value::Integer(now), text(id)],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Moves the video to `failed` with its reason, if its status allows it. Status, code and
+/// sentence in one statement: a failed video always says why.
+pub fn fail(
+    db: &Connection,
+    id: &str,
+    code: &str,
+    sentence: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    let allowed = VideoStatus::allowed_before(VideoStatus::Failed)
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    db.execute(
+        &format!(
+            "UPDATE videos SET status = 'failed', error_code = ?, error = ?,
+             updated_at = ? WHERE id = ? AND status IN ({allowed})"
+        ),
+        &[text(code), text(sentence), Value::Integer(now), text(id)],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
 pub fn set_field(
     db: &Connection,
     id: &str,
