@@ -14,8 +14,8 @@ import { promisify } from 'node:util';
 
 import { api, signIn, viemSigner } from './lib/auth.js';
 import { REPO_ROOT, exited, freePort, sleep, stopChild, tempDir, track } from './lib/fixtures.js';
-import { makeTestVideo, startPipeline, tusUpload } from './lib/pipeline.js';
-import { forgeToken, mapUri, playlistUris, withToken } from './lib/playback.js';
+import { startPipeline } from './lib/pipeline.js';
+import { forgeToken, mapUri, playlistUris, uploadReadyVideo, withToken } from './lib/playback.js';
 
 const run = promisify(execFile);
 const OBSERVABILITY = path.join(REPO_ROOT, 'infra/observability');
@@ -98,25 +98,7 @@ const numeric = (result) => result.filter((s) => Number.isFinite(Number(s.value[
 
 /** A creator's whole flow: create, tus upload, transcode, every segment fetched, one forged token. */
 async function creatorFlow() {
-  const clip = await makeTestVideo(tempDir('observe-clip'), { seconds: 4, size: '640x360', rate: 25 });
-  const created = await api(stack.host.base, 'POST', '/api/v1/videos', {
-    token: creator.token,
-    json: { title: 'Observed clip', gate: [] },
-  });
-  assert.equal(created.status, 201, created.text);
-  const id = created.json.id;
-  const done = await tusUpload(clip, { endpoint: created.json.upload.url, chunkSize: 256 * 1024, resume: 'none' });
-  assert.equal(done.ok, true, `upload: ${done.error ?? ''}`);
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    const res = await api(stack.host.base, 'GET', `/api/v1/videos/${id}`, { token: creator.token });
-    assert.equal(res.status, 200, res.text);
-    if (res.json.status === 'ready') break;
-    if (res.json.status === 'failed' || Date.now() > deadline) {
-      throw new Error(`video ${id} is ${res.json.status} (${res.json.error ?? ''})\n${stack.logs()}`);
-    }
-    await sleep(200);
-  }
+  const { id } = await uploadReadyVideo({ ...stack, creator }, { gate: [] });
   const urls = await api(stack.host.base, 'POST', `/api/v1/videos/${id}/playback`, { token: creator.token });
   assert.equal(urls.status, 200, urls.text);
   const master = await (await fetch(urls.json.hls)).text();
