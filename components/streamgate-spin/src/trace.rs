@@ -25,9 +25,9 @@ pub fn of_request(request: &ApiRequest) -> TraceContext {
         .unwrap_or_else(fresh)
 }
 
-/// Writes one JSON log line to stderr (which the host passes through to its own): `time`,
-/// `level`, `component`, `message`, `trace_id`, then `fields` (an object). One line per call,
-/// so a collector can take the host's output line by line.
+/// Writes one JSON log line to stderr (which the host passes through to its own): `timestamp`,
+/// `level`, `component`, `message`, `trace_id`, then `fields` (an object); the first two as the
+/// host's and the native side's JSON lines have them, so one collector rule reads them all.
 pub fn log(
     level: &str,
     component: &str,
@@ -37,7 +37,7 @@ pub fn log(
 ) {
     let mut line = serde_json::Map::new();
     line.insert(
-        "time".into(),
+        "timestamp".into(),
         streamgate_core::siwe::rfc3339_utc(crate::now()).into(),
     );
     line.insert("level".into(), level.into());
