@@ -11,7 +11,7 @@ use anyhow::{bail, Context as _};
 use streamgate_spin_app::allowed_hosts::{AllowedHosts, Rules};
 use streamgate_spin_app::manifest::{AppManifest, HttpRoute};
 use streamgate_spin_app::routing::Router;
-use streamgate_spin_app::variables::{AppVariable, Resolver};
+use streamgate_spin_app::variables::Resolver;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::Engine;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -51,24 +51,8 @@ pub async fn load(engine: &Engine, options: LoadOptions<'_>) -> anyhow::Result<A
     let manifest = streamgate_spin_app::manifest::load(options.manifest)
         .with_context(|| format!("loading {}", options.manifest.display()))?;
 
-    let variables = Resolver::new(
-        manifest
-            .variables
-            .iter()
-            .map(|(name, decl)| AppVariable {
-                name: name.clone(),
-                default: decl.default.clone(),
-                required: decl.required,
-                secret: decl.secret,
-            })
-            .collect(),
-        manifest
-            .components
-            .iter()
-            .map(|(id, c)| (id.clone(), c.variables.clone()))
-            .collect(),
-        streamgate_spin_app::variables::env_provider(),
-    )?;
+    let variables =
+        Resolver::for_manifest(&manifest, streamgate_spin_app::variables::env_provider())?;
 
     // As Spin's loader does before anything runs: every component, used by a trigger or not.
     streamgate_spin_app::validate_components(&manifest, &variables, options.allowed_hosts_rules)?;

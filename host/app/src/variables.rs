@@ -240,6 +240,32 @@ impl fmt::Debug for Resolver {
 }
 
 impl Resolver {
+    /// The resolver for a loaded `spin.toml`: its `[variables]` and every component's
+    /// `[component.*.variables]`, with `provider` for the required ones (see [`Resolver::new`]).
+    pub fn for_manifest(
+        manifest: &crate::manifest::AppManifest,
+        provider: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Result<Self, VariableError> {
+        Self::new(
+            manifest
+                .variables
+                .iter()
+                .map(|(name, decl)| AppVariable {
+                    name: name.clone(),
+                    default: decl.default.clone(),
+                    required: decl.required,
+                    secret: decl.secret,
+                })
+                .collect(),
+            manifest
+                .components
+                .iter()
+                .map(|(id, c)| (id.clone(), c.variables.clone()))
+                .collect(),
+            provider,
+        )
+    }
+
     /// Builds the resolver and runs the checks Spin runs before it serves anything:
     ///
     /// 1. every app variable is `required` XOR has a `default` (loader);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use streamgate_spin_app::allowed_hosts::Rules;
 use streamgate_spin_app::manifest;
-use streamgate_spin_app::variables::{AppVariable, Resolver};
+use streamgate_spin_app::variables::Resolver;
 
 fn cases(kind: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -25,22 +25,8 @@ fn cases(kind: &str) -> Vec<PathBuf> {
 /// What the host does with a manifest before it serves, as one error string.
 fn load(path: &Path, rules: Rules) -> Result<(), String> {
     let manifest = manifest::load(path).map_err(|e| e.to_string())?;
-    let variables = Resolver::new(
-        manifest
-            .variables
-            .iter()
-            .map(|(name, decl)| AppVariable {
-                name: name.clone(),
-                default: decl.default.clone(),
-                required: decl.required,
-                secret: decl.secret,
-            })
-            .collect(),
-        manifest
-            .components
-            .iter()
-            .map(|(id, c)| (id.clone(), c.variables.clone()))
-            .collect(),
+    let variables = Resolver::for_manifest(
+        &manifest,
         // Required variables get a value, as `SPIN_VARIABLE_*` would give them: only what Spin
         // checks when it loads the app is under test here.
         |_| Some("provided.example.com".into()),
