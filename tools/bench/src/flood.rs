@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::support::{
-    built, free_port, load_average, log, median, sleep, start_host, wait_for, Proc, Result,
+    built, free_port, load_average, log, median, sleep, start_host, Proc, Result,
 };
 use crate::wrk::Measure;
 use crate::Settings;
@@ -24,14 +24,8 @@ pub fn run(s: &Settings) -> Result<()> {
     let tool = "target/release/bench-flood";
     built(tool, "bench-flood")?;
     let host_port = free_port()?;
-    let _host = start_host(
-        host_port,
-        &s.path("flood-state"),
-        &s.path("flood-host.log"),
-        &[],
-    )?;
+    let _host = start_host(&s.work, "flood", host_port, &[])?;
     let url = format!("http://127.0.0.1:{host_port}/health");
-    wait_for(&url)?;
     s.wrk.warm(&url)?;
 
     log(&format!(

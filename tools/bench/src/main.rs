@@ -145,14 +145,13 @@ impl Settings {
 /// Benchmark 1, /health: the embedded host vs the native hyper baseline, with wrk.
 fn health(s: &Settings) -> Result<()> {
     let (host_port, base_port) = (free_port()?, free_port()?);
-    let _host = start_host(host_port, &s.path("state"), &s.path("host.log"), &[])?;
+    let _host = start_host(&s.work, "health", host_port, &[])?;
     let mut baseline = Command::new("target/release/health-baseline");
     baseline.arg(format!("127.0.0.1:{base_port}"));
     support::logged(&mut baseline, &s.path("baseline.log"))?;
     let _baseline = support::Proc::spawn(&mut baseline, "health-baseline")?;
     let host_url = format!("http://127.0.0.1:{host_port}/health");
     let base_url = format!("http://127.0.0.1:{base_port}/health");
-    wait_for(&host_url)?;
     wait_for(&base_url)?;
 
     s.wrk.warm(&host_url)?;
@@ -209,9 +208,9 @@ fn verify(s: &Settings) -> Result<()> {
 
     let limit = "1000000/60".to_string();
     let _host = start_host(
+        &s.work,
+        "verify",
         host_port,
-        &s.path("verify-state"),
-        &s.path("verify-host.log"),
         &[
             (
                 "SPIN_VARIABLE_SIWE_DOMAIN",
@@ -232,7 +231,6 @@ fn verify(s: &Settings) -> Result<()> {
         ],
     )?;
     let host = format!("http://127.0.0.1:{host_port}");
-    wait_for(&format!("{host}/health"))?;
 
     log(&format!(
         "SIWE verify: {} verifications, {} workers, host vs native",

@@ -2,7 +2,7 @@
 //! (e.g. `spin up` with the same spin.toml and runtime config), wrk in interleaved rounds whose
 //! order alternates, so the machine's shifting load falls on both alike.
 
-use crate::support::{free_port, get, load_average, log, median, start_host, wait_for, Result};
+use crate::support::{free_port, get, load_average, log, median, start_host, Result};
 use crate::Settings;
 
 struct Row {
@@ -18,13 +18,7 @@ pub fn run(s: &Settings) -> Result<()> {
     let other = s.other_url.trim_end_matches('/');
     let host_port = free_port()?;
     let host_url = format!("http://127.0.0.1:{host_port}");
-    let _host = start_host(
-        host_port,
-        &s.path("other-state"),
-        &s.path("other-host.log"),
-        &[],
-    )?;
-    wait_for(&format!("{host_url}/health"))?;
+    let _host = start_host(&s.work, "other", host_port, &[])?;
     // The same app on both sides, or the comparison means nothing: every route answers 200 on
     // both, and /health with the same bytes.
     for route in &s.other_routes {

@@ -271,8 +271,10 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-/// A streamgate-host serving spin.toml on 127.0.0.1:`port` with its log at `log`, at `warn`.
-pub fn start_host(port: u16, state_dir: &Path, log: &Path, env: &[(&str, String)]) -> Result<Proc> {
+/// A streamgate-host serving spin.toml on 127.0.0.1:`port`, at `warn`, its state in
+/// `WORK/NAME-state` and its log in `WORK/NAME-host.log`, with more environment `env`; returned
+/// once its /health answers.
+pub fn start_host(work: &Path, name: &str, port: u16, env: &[(&str, String)]) -> Result<Proc> {
     let mut command = Command::new("target/release/streamgate-host");
     command
         .args([
@@ -283,11 +285,13 @@ pub fn start_host(port: u16, state_dir: &Path, log: &Path, env: &[(&str, String)
             &format!("127.0.0.1:{port}"),
             "--state-dir",
         ])
-        .arg(state_dir)
+        .arg(work.join(format!("{name}-state")))
         .env("RUST_LOG", "warn")
         .envs(env.iter().map(|(k, v)| (k, v)));
-    logged(&mut command, log)?;
-    Proc::spawn(&mut command, "streamgate-host")
+    logged(&mut command, &work.join(format!("{name}-host.log")))?;
+    let host = Proc::spawn(&mut command, "streamgate-host")?;
+    wait_for(&format!("http://127.0.0.1:{port}/health"))?;
+    Ok(host)
 }
 
 /// An error unless `path` is an executable built by cargo (`package` names the crate).
