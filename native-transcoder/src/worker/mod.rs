@@ -131,8 +131,10 @@ impl Worker {
         let action = job::action_label(&entry);
         self.outcome = None;
         // Every line logged while the job is processed carries its trace id (docs/operations.md).
+        // An ERROR-level span, so that no level filter (RUST_LOG=warn, say) drops it and with it
+        // the trace id of the lines that are logged.
         let trace = job::trace_of(&entry);
-        let span = tracing::info_span!("job", trace_id = %trace.trace_id());
+        let span = tracing::error_span!("job", trace_id = %trace.trace_id());
         let result = self
             .process_entry(entry, trace, shutdown)
             .instrument(span)
