@@ -251,3 +251,8 @@ test('every PromQL expression of the Grafana dashboard evaluates without error, 
   const free = series('min by (instance) (streamgate_media_dir_free_bytes)');
   assert.deepEqual(free.map((s) => s.metric.instance).sort(), [targets['streamgate-origin'], targets['streamgate-worker']].sort());
 });
+
+test('promtool test rules: infra/observability/alerts.test.yml passes (one alert per stream, not one per worker)', async () => {
+  const { stdout } = await run('promtool', ['test', 'rules', 'alerts.test.yml'], { cwd: OBSERVABILITY });
+  assert.match(stdout, /SUCCESS/);
+});
