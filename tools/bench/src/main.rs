@@ -1,4 +1,4 @@
-//! `bench [health|verify|transcode|playback|flood|other|all] [seconds per wrk run, default 10]`
+//! `bench [health|verify|transcode|playback|playlists|flood|other|all] [seconds per wrk run, default 10]`
 //! `bench viewers [N, default 1000]`
 //!
 //! The benchmarks of `scripts/bench` (which installs and builds what they need, then runs this
@@ -21,7 +21,7 @@ use support::{
 };
 use wrk::Wrk;
 
-const USAGE: &str = "usage: bench [health|verify|transcode|playback|flood|other|all] [seconds per wrk run, default 10]\n       bench viewers [N, default 1000]";
+const USAGE: &str = "usage: bench [health|verify|transcode|playback|playlists|flood|other|all] [seconds per wrk run, default 10]\n       bench viewers [N, default 1000]";
 
 /// What a run was asked for: the mode, its arguments and the BENCH_* environment.
 pub struct Settings {
@@ -61,6 +61,7 @@ fn main_inner() -> Result<(), (u8, String)> {
         "verify",
         "transcode",
         "playback",
+        "playlists",
         "flood",
         "other",
         "viewers",
@@ -124,6 +125,7 @@ fn main_inner() -> Result<(), (u8, String)> {
         "verify" => verify(&settings),
         "transcode" => transcode::run(&settings),
         "playback" => playback(&settings),
+        "playlists" => playlists(&settings),
         "flood" => flood::run(&settings),
         "other" => other::run(&settings),
         "viewers" => viewers(&settings),
@@ -261,6 +263,25 @@ fn playback(s: &Settings) -> Result<()> {
             .env("BENCH_CONNECTIONS", &s.wrk.connections)
             .env("BENCH_THREADS", &s.wrk.threads),
         "node tests/node/bench/playback.js",
+    )
+}
+
+/// Kept playlists vs rendering per request (issue 15 item 3): two hosts of one app on one
+/// state directory, `playlist_templates` on and off, wrk on master, media playlist and MPD of a
+/// 40 s and a 2 h video in interleaved rounds. Not in `all`.
+fn playlists(s: &Settings) -> Result<()> {
+    log(&format!(
+        "playlists: wrk -t{} -c{} -d{}s on master, media playlist and MPD of a 40 s and a 2 h video, kept vs rendered, {} rounds",
+        s.wrk.threads, s.wrk.connections, s.wrk.seconds, s.rounds
+    ));
+    run(
+        Command::new("node")
+            .arg("tests/node/bench/playlists.js")
+            .env("BENCH_SECONDS", s.wrk.seconds.to_string())
+            .env("BENCH_ROUNDS", s.rounds.to_string())
+            .env("BENCH_CONNECTIONS", &s.wrk.connections)
+            .env("BENCH_THREADS", &s.wrk.threads),
+        "node tests/node/bench/playlists.js",
     )
 }
 
