@@ -132,11 +132,16 @@ impl JobIntake {
         }
         let (fresh, stream_id): (i64, String) =
             script.query_async(&mut conn).await.map_err(unavailable)?;
+        // The job's trace id: the line that ties the app's `job enqueued` to the worker's `job`.
+        let trace_id = job
+            .trace()
+            .map(|trace| trace.trace_id())
+            .unwrap_or_default();
         if fresh == 1 {
-            tracing::info!(%job_id, %stream_id, "job taken from the app");
+            tracing::info!(%job_id, %stream_id, %trace_id, "job taken from the app");
             return Ok(json(StatusCode::OK, &JobAccepted { stream_id }));
         }
-        tracing::warn!(%job_id, %stream_id, "a job id seen before: refused");
+        tracing::warn!(%job_id, %stream_id, %trace_id, "a job id seen before: refused");
         let body = serde_json::json!({
             "error": "this job was already taken; it is not enqueued again",
             "code": "duplicate_job",

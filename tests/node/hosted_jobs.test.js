@@ -143,6 +143,12 @@ test('an upload is transcoded to ready through the origin, the app never reachin
   assert.equal((await streamLength()) - before, 1, 'exactly one job reached the stream');
   const originText = fs.readFileSync(originLog, 'utf8');
   assert.match(originText, /job taken from the app/, 'the job came through the origin');
+  // The upload's trace survives the hand-off: the origin's upload, the job it took from the app
+  // and the worker's processing of it share one trace id (docs/operations.md).
+  const uploadTrace = originText.match(/upload complete .*trace_id=([0-9a-f]{32})/)?.[1];
+  assert.ok(uploadTrace, `the origin logs the upload's trace id\n${originText}`);
+  assert.match(originText, new RegExp(`job taken from the app .*trace_id=${uploadTrace}`), 'the job carries it');
+  assert.match(worker.log(), new RegExp(`job\\{trace_id=${uploadTrace}\\}: .* probed`), 'the worker processes it under it');
   assert.doesNotMatch(host.log(), /Outbound network destination not allowed: redis/, 'the app never tried Redis');
 });
 
