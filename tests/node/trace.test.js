@@ -3,7 +3,8 @@
 // the tus origin and the ffmpeg worker, both with --log-format json). The origin's
 // upload.completed event continues the upload's trace; the app logs each event it receives and
 // the transcode job it enqueues under that trace id; the worker logs every line of the job's
-// processing with it, and its events carry it back to the app.
+// processing with it, and its events carry it back to the app. A delete's job and its
+// media.deleted event continue the DELETE request's trace.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -152,6 +153,41 @@ test('an upload sent with a traceparent is one trace id in the app, origin and w
   }
   // Nothing else is under that trace: no other job shares the id.
   assert.ok(worker.filter((l) => l.trace_id && l.trace_id !== uploadTrace).every((l) => l.video !== id));
+});
+
+test("a delete's job and its media.deleted event continue the DELETE request's trace", async () => {
+  const created = await api(stack.host.base, 'POST', '/api/v1/videos', {
+    json: { title: 'Deleted', gate: [] },
+    token: creator.token,
+  });
+  assert.equal(created.status, 201, created.text);
+  const id = created.json.id;
+  const deleteTrace = hex(16);
+  const deleted = await api(stack.host.base, 'DELETE', `/api/v1/videos/${id}`, {
+    token: creator.token,
+    headers: { traceparent: `00-${deleteTrace}-${hex(8)}-01` },
+  });
+  assert.equal(deleted.status, 204, deleted.text);
+
+  const app = () => jsonLines(stack.host.log()).filter((l) => l.component === 'metadata' && l.video_id === id);
+  const enqueued = app().find((l) => l.message === 'job enqueued');
+  assert.deepEqual([enqueued?.action, enqueued?.trace_id], ['delete', deleteTrace], JSON.stringify(app()));
+  // The worker removes the media under that trace; the app has forgotten the video, and says
+  // so (404, not acknowledged) under the same trace.
+  const mediaDeleted = await eventually(
+    () => jsonLines(stack.worker.log()).find((l) => l.message === 'media deleted' && l.video === id),
+    Boolean,
+  );
+  assert.equal(mediaDeleted?.trace_id, deleteTrace, `${JSON.stringify(mediaDeleted)}\n${stack.worker.log()}`);
+  const answered = await eventually(
+    () => app().find((l) => l.type === 'media.deleted'),
+    Boolean,
+  );
+  assert.deepEqual(
+    [answered?.message, answered?.outcome, answered?.trace_id],
+    ['event not acknowledged', 'not_found', deleteTrace],
+    JSON.stringify(answered),
+  );
 });
 
 test('a request without a valid traceparent gets a fresh trace id', async () => {
