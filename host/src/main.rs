@@ -9,6 +9,7 @@ mod compile_cache;
 mod componentize;
 mod engine;
 mod errors;
+mod idle_body;
 mod key_value;
 mod limits;
 mod metrics;

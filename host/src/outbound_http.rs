@@ -8,9 +8,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
@@ -20,6 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::idle_body::IdleLimited;
 use crate::state::ComponentContext;
 
 /// How long an outbound request may take to connect, to send its first response byte, and
@@ -205,7 +204,7 @@ impl WasiHttpHooks for OutboundHttp {
                     }
                 })?;
             let response = response.map(|body| {
-                BetweenBytes::new(body.map_err(Error::Hyper), between_bytes).boxed_unsync()
+                IdleLimited::new(body.map_err(Error::Hyper), between_bytes).boxed_unsync()
             });
             let io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
                 Box::new(async { Ok(()) });
@@ -261,72 +260,6 @@ fn timed_out(error: &hyper_util::client::legacy::Error) -> bool {
         source = e.source();
     }
     false
-}
-
-/// A response body that fails with `connection-read-timeout`, and lets go of its connection,
-/// when no byte arrives for `limit`.
-struct BetweenBytes<B> {
-    inner: Option<B>,
-    limit: Duration,
-    idle: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<B> BetweenBytes<B> {
-    fn new(inner: B, limit: Duration) -> Self {
-        Self {
-            inner: Some(inner),
-            limit,
-            idle: None,
-        }
-    }
-}
-
-impl<B> http_body::Body for BetweenBytes<B>
-where
-    B: http_body::Body<Data = bytes::Bytes, Error = Error> + Unpin,
-{
-    type Data = bytes::Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Error>>> {
-        let this = &mut *self;
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match Pin::new(inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                this.idle = None;
-                Poll::Ready(frame)
-            }
-            Poll::Pending => {
-                let limit = this.limit;
-                let idle = this
-                    .idle
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-                match idle.as_mut().poll(cx) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(()) => {
-                        this.inner = None;
-                        this.idle = None;
-                        Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
-                    }
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner
-            .as_ref()
-            .map_or_else(http_body::SizeHint::default, |b| b.size_hint())
-    }
 }
 
 #[cfg(test)]

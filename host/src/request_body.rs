@@ -14,7 +14,6 @@
 //! and time), as servers that do a "lingering close" do, and the connection ends cleanly after
 //! the response.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -23,27 +22,19 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::time::Sleep;
 use wasmtime_wasi_http::Error;
+
+use crate::idle_body::IdleLimited;
 
 /// At most this much of an abandoned body is read before the connection is dropped anyway.
 const DRAIN_LIMIT: u64 = 16 << 20;
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
-pub struct RequestBody {
-    inner: Option<Incoming>,
-    idle_limit: Duration,
-    /// Started when a read finds nothing to read, cleared when a frame arrives.
-    idle: Option<Pin<Box<Sleep>>>,
-}
+pub struct RequestBody(IdleLimited<Incoming>);
 
 impl RequestBody {
     pub fn new(body: Incoming, idle_limit: Duration) -> Self {
-        Self {
-            inner: Some(body),
-            idle_limit,
-            idle: None,
-        }
+        Self(IdleLimited::new(body, idle_limit))
     }
 }
 
@@ -55,49 +46,21 @@ impl Body for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        let this = &mut *self;
-        let Some(body) = this.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match Pin::new(body).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                this.idle = None;
-                Poll::Ready(frame.map(|f| f.map_err(Error::from)))
-            }
-            Poll::Pending => {
-                let limit = this.idle_limit;
-                let idle = this
-                    .idle
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-                match idle.as_mut().poll(cx) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(()) => {
-                        // Dropping the body tells hyper it will not be read: the connection
-                        // closes after the answer instead of waiting for the rest.
-                        this.inner = None;
-                        this.idle = None;
-                        tracing::debug!("request body idle for {limit:?}: giving up on it");
-                        Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
-                    }
-                }
-            }
-        }
+        Pin::new(&mut self.0).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+        self.0.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint())
+        self.0.size_hint()
     }
 }
 
 impl Drop for RequestBody {
     fn drop(&mut self) {
-        let Some(mut body) = self.inner.take() else {
+        let Some(mut body) = self.0.take() else {
             return;
         };
         if body.is_end_stream() {
