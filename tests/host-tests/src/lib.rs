@@ -34,6 +34,23 @@ fn host_binary() -> PathBuf {
 pub use streamgate_core::now;
 pub use test_support::{free_port, Redis};
 
+/// A peer on a free loopback port that runs `handle` on each connection it accepts, each in a
+/// thread of its own; for peers real software cannot be made to be on demand (an upstream that
+/// stalls, a chain with no contract code anywhere).
+pub fn tcp_peer(handle: impl Fn(std::net::TcpStream) + Send + Sync + 'static) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = Arc::new(handle);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let handle = handle.clone();
+            std::thread::spawn(move || handle(stream));
+        }
+    });
+    port
+}
+
 /// How to start the host.
 pub struct HostConfig {
     pub manifest: PathBuf,

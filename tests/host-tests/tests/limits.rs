@@ -334,25 +334,17 @@ fn a_client_over_its_connection_cap_is_answered_503_and_closed_while_others_are_
 /// An upstream that accepts connections and reads requests, then answers with `reply` (maybe
 /// nothing) and stalls for as long as the connection lasts.
 fn stalling_upstream(reply: &'static [u8]) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf);
-                let _ = stream.write_all(reply);
-                // Hold the connection open, sending nothing more.
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                }
-            });
+    tcp_peer(move |mut stream| {
+        let mut buf = [0u8; 4096];
+        let _ = stream.read(&mut buf);
+        let _ = stream.write_all(reply);
+        // Hold the connection open, sending nothing more.
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
         }
-    });
-    port
+    })
 }
 
 #[test]

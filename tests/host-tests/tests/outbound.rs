@@ -2,7 +2,6 @@
 //! reuse, and a publish seen by a real redis-server subscriber.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,16 +16,11 @@ struct Upstream {
 
 impl Upstream {
     fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let connections = Arc::new(AtomicUsize::new(0));
         let counter = connections.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                counter.fetch_add(1, Ordering::SeqCst);
-                std::thread::spawn(move || serve_keep_alive(stream));
-            }
+        let port = tcp_peer(move |stream| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            serve_keep_alive(stream)
         });
         Upstream { port, connections }
     }

@@ -23,66 +23,58 @@ struct Pair {
 /// A JSON-RPC endpoint that answers `"0x"` to every call: no contract code at any address, so
 /// a sign-in is an ordinary account's (the auth component asks before it trusts a signature).
 fn empty_chain() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-                let mut length = 0;
-                let mut chunked = false;
-                loop {
-                    let mut line = String::new();
-                    if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let line = line.trim_end();
-                    if line.is_empty() {
-                        break;
-                    }
-                    if let Some((name, value)) = line.split_once(':') {
-                        if name.eq_ignore_ascii_case("content-length") {
-                            length = value.trim().parse().unwrap_or(0);
-                        }
-                        if name.eq_ignore_ascii_case("transfer-encoding") {
-                            chunked = value.trim().eq_ignore_ascii_case("chunked");
-                        }
-                    }
+    tcp_peer(|mut stream| {
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut length = 0;
+        let mut chunked = false;
+        loop {
+            let mut line = String::new();
+            if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
                 }
-                let mut body = Vec::new();
-                if chunked {
-                    loop {
-                        let mut size = String::new();
-                        std::io::BufRead::read_line(&mut reader, &mut size).unwrap();
-                        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-                        let mut chunk = vec![0; size + 2];
-                        std::io::Read::read_exact(&mut reader, &mut chunk).unwrap();
-                        if size == 0 {
-                            break;
-                        }
-                        body.extend_from_slice(&chunk[..size]);
-                    }
-                } else {
-                    body.resize(length, 0);
-                    std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+                if name.eq_ignore_ascii_case("transfer-encoding") {
+                    chunked = value.trim().eq_ignore_ascii_case("chunked");
                 }
-                let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let answer = |r: &Value| json!({"jsonrpc": "2.0", "id": r["id"], "result": "0x"});
-                let reply = match &request {
-                    Value::Array(batch) => Value::Array(batch.iter().map(answer).collect()),
-                    one => answer(one),
-                }
-                .to_string();
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
-                    reply.len()
-                );
-            });
+            }
         }
-    });
-    port
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                let mut size = String::new();
+                std::io::BufRead::read_line(&mut reader, &mut size).unwrap();
+                let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                let mut chunk = vec![0; size + 2];
+                std::io::Read::read_exact(&mut reader, &mut chunk).unwrap();
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else {
+            body.resize(length, 0);
+            std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+        }
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let answer = |r: &Value| json!({"jsonrpc": "2.0", "id": r["id"], "result": "0x"});
+        let reply = match &request {
+            Value::Array(batch) => Value::Array(batch.iter().map(answer).collect()),
+            one => answer(one),
+        }
+        .to_string();
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+            reply.len()
+        );
+    })
 }
 
 /// Two hosts whose runtime config puts key-value `default` in Redis (database 1, the admin user
