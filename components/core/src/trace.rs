@@ -1,7 +1,10 @@
 //! W3C trace context (<https://www.w3.org/TR/trace-context/>): the `traceparent` that follows
 //! one request from the app through the job stream to the native worker and back in its events
-//! (docs/pipeline.md, docs/operations.md). Only version `00` is taken; anything else is no
-//! trace context at all, and the caller starts a fresh one. Randomness is the caller's.
+//! (docs/pipeline.md, docs/operations.md). Parsed as the specification asks of a version-00
+//! reader: version `00` exactly, a later version by its first four fields (what the host keeps
+//! too, so the app's trace id is the host's `request_id`); anything else is no trace context
+//! at all, and the caller starts a fresh one. Written always as version `00`, as a hop that
+//! forwards must. Randomness is the caller's.
 
 use std::fmt;
 
@@ -51,13 +54,15 @@ fn span_of(mut random: [u8; 8]) -> [u8; 8] {
 }
 
 impl TraceContext {
-    /// Parses `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`, lowercase; `None` for
-    /// any other version, length or digit, and for an all-zero trace or span id.
+    /// Parses `<version>-<32 hex trace id>-<16 hex span id>-<2 hex flags>`, lowercase; a
+    /// version after `00` may append fields, which are ignored. `None` for version `ff`, any
+    /// other length or digit, fields after a version-00 value, and an all-zero trace or span id.
     pub fn parse(text: &str) -> Option<TraceContext> {
         let mut parts = text.split('-');
         let (version, trace, span, flags) =
             (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || version != "00" {
+        let [version] = parse_hex::<1>(version)?;
+        if version == 0xff || (version == 0 && parts.next().is_some()) {
             return None;
         }
         let trace_id = parse_hex::<16>(trace).filter(|id| *id != [0; 16])?;
@@ -137,13 +142,30 @@ mod tests {
     }
 
     #[test]
-    fn anything_but_a_valid_version_00_is_refused() {
+    fn a_later_version_is_read_by_its_first_four_fields_and_forwarded_as_00() {
+        for text in [
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-next",
+        ] {
+            let context = TraceContext::parse(text).expect(text);
+            assert_eq!(context.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert_eq!(
+                context.to_string(),
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            );
+        }
+    }
+
+    #[test]
+    fn anything_but_a_valid_traceparent_is_refused() {
         let refused = [
             "",
             "00",
-            // Unknown versions, and ff, which the specification forbids.
-            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            // ff, which the specification forbids, and versions that are not two hex digits.
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
             // All-zero ids.
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
