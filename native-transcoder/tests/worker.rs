@@ -30,6 +30,46 @@ fn enqueue(redis: &Redis, video: &str, source: &str) -> String {
         .unwrap()
 }
 
+/// A media store whose `sources/<video>` is a `secs`-second 640x360 clip, a Redis with that
+/// upload's transcode job queued (its entry id returned), and an app that takes every event.
+fn queued_clip(
+    video: &str,
+    secs: u32,
+    audio: bool,
+) -> (tempfile::TempDir, Redis, Receiver, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sources")).unwrap();
+    make_clip(
+        &dir.path().join("sources").join(video),
+        secs,
+        "640x360",
+        audio,
+    );
+    let redis = Redis::start();
+    let receiver = Receiver::accepting();
+    let entry = enqueue(&redis, video, &format!("sources/{video}"));
+    (dir, redis, receiver, entry)
+}
+
+/// Whether a worker's work directory (`media/.tmp-…`) is on the media store.
+fn has_work_dir(media: &Path) -> bool {
+    media_dirs(media).iter().any(|p| {
+        p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".tmp-")
+    })
+}
+
+/// The attempt number of each `transcode.started` the app got, in order.
+fn attempts(receiver: &Receiver) -> Vec<i64> {
+    receiver
+        .of_type("transcode.started")
+        .iter()
+        .map(|e| e["data"]["attempt"].as_i64().unwrap())
+        .collect()
+}
+
 /// Checks a published ladder against the completed event: files exist, every segment decodes,
 /// durations add up to the clip.
 fn check_ladder(media: &Path, video: &str, event: &Value, clip_secs: f64, audio: bool) {
@@ -129,14 +169,9 @@ fn check_ladder(media: &Path, video: &str, event: &Value, clip_secs: f64, audio:
 
 #[test]
 fn a_job_becomes_a_playable_ladder_and_is_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let media = dir.path();
-    std::fs::create_dir_all(media.join("sources")).unwrap();
     let video = "vidLadder01";
-    make_clip(&media.join("sources").join(video), 3, "640x360", true);
-    let redis = Redis::start();
-    let receiver = Receiver::accepting();
-    let entry = enqueue(&redis, video, &format!("sources/{video}"));
+    let (dir, redis, receiver, entry) = queued_clip(video, 3, true);
+    let media = dir.path();
     let _worker = start_worker(media, &redis, &receiver.url(), CLAIM);
 
     let done = receiver.wait_for("transcode.completed", video, Duration::from_secs(60));
@@ -216,14 +251,9 @@ fn a_text_file_fails_with_a_fixed_reason() {
 
 #[test]
 fn a_worker_killed_mid_encode_is_replaced_and_the_job_completes_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let media = dir.path();
-    std::fs::create_dir_all(media.join("sources")).unwrap();
     let video = "vidKill01";
-    make_clip(&media.join("sources").join(video), 12, "640x360", true);
-    let redis = Redis::start();
-    let receiver = Receiver::accepting();
-    enqueue(&redis, video, &format!("sources/{video}"));
+    let (dir, redis, receiver, _) = queued_clip(video, 12, true);
+    let media = dir.path();
 
     // A slow preset so the kill lands mid-encode.
     let mut first = start_worker(
@@ -244,11 +274,7 @@ fn a_worker_killed_mid_encode_is_replaced_and_the_job_completes_once() {
         "nothing half-written is visible"
     );
     assert!(
-        media_dirs(media).iter().any(|p| p
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with(".tmp-")),
+        has_work_dir(media),
         "the dead worker left its work directory"
     );
     assert_eq!(
@@ -259,12 +285,7 @@ fn a_worker_killed_mid_encode_is_replaced_and_the_job_completes_once() {
 
     let _second = start_worker(media, &redis, &receiver.url(), CLAIM);
     let done = receiver.wait_for("transcode.completed", video, Duration::from_secs(120));
-    let attempts: Vec<_> = receiver
-        .of_type("transcode.started")
-        .iter()
-        .map(|e| e["data"]["attempt"].as_i64().unwrap())
-        .collect();
-    assert_eq!(attempts, [1, 2]);
+    assert_eq!(attempts(&receiver), [1, 2]);
     check_ladder(media, video, &done, 12.0, true);
     assert_eq!(receiver.of_type("transcode.completed").len(), 1);
     wait_until("the job to be acknowledged", Duration::from_secs(5), || {
@@ -323,14 +344,9 @@ fn a_job_failing_three_times_is_dead_lettered() {
 
 #[test]
 fn sigterm_hands_an_unfinished_job_back_without_counting_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let media = dir.path();
-    std::fs::create_dir_all(media.join("sources")).unwrap();
     let video = "vidTerm01";
-    make_clip(&media.join("sources").join(video), 12, "640x360", false);
-    let redis = Redis::start();
-    let receiver = Receiver::accepting();
-    enqueue(&redis, video, &format!("sources/{video}"));
+    let (dir, redis, receiver, _) = queued_clip(video, 12, false);
+    let media = dir.path();
 
     let mut first = start_worker(
         media,
@@ -353,22 +369,17 @@ fn sigterm_hands_an_unfinished_job_back_without_counting_it() {
     );
     assert!(receiver.of_type("transcode.completed").is_empty());
     assert!(
-        !media_dirs(media).iter().any(|p| p
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with(".tmp-")),
+        !has_work_dir(media),
         "a handed-back job leaves no work directory"
     );
 
     let mut second = start_worker(media, &redis, &receiver.url(), CLAIM);
     let done = receiver.wait_for("transcode.completed", video, Duration::from_secs(120));
-    let attempts: Vec<_> = receiver
-        .of_type("transcode.started")
-        .iter()
-        .map(|e| e["data"]["attempt"].as_i64().unwrap())
-        .collect();
-    assert_eq!(attempts, [1, 1], "a handed-back attempt is not a failure");
+    assert_eq!(
+        attempts(&receiver),
+        [1, 1],
+        "a handed-back attempt is not a failure"
+    );
     check_ladder(media, video, &done, 12.0, false);
 
     // Idle: SIGTERM ends the worker at once.
