@@ -14,7 +14,8 @@
 //! - Only a published ladder is served: `media/<video>/` exists only after the worker renamed a
 //!   complete work directory into place (`ladder.json` is its marker); `.tmp-*` work directories
 //!   can never be named (a video id has no `.`). Only media file types are served.
-//! - Files are streamed in 64 KiB reads; one `Range: bytes=…` is honoured (206 / 416).
+//! - Files up to 8 MiB (every segment) are found, opened and read in one blocking call; larger
+//!   ones are streamed in 64 KiB reads. One `Range: bytes=…` is honoured (206 / 416).
 //! - Caching: a published file never changes under its name (a ladder is renamed into place
 //!   once and never replaced; a new upload is a new random video id), so init and media
 //!   segments are `immutable` for a year; validators are a strong `ETag` (size + mtime) and
@@ -38,7 +39,7 @@ use tokio::io::AsyncSeekExt;
 
 use crate::config::PlaybackKeys;
 use crate::fsutil::is_safe_id;
-use crate::server::{empty, error_response, Body};
+use crate::server::{empty, error_response, full, Body};
 
 /// The public posters' path prefix (see `Media::public_poster`).
 pub const POSTERS: &str = "/posters/";
@@ -235,6 +236,63 @@ impl hyper::body::Body for FileBody {
     }
 }
 
+/// Files up to this size are read whole, in the same blocking call that opens them; larger ones
+/// are streamed in [`CHUNK`]s. Above the largest segment the worker writes (1080p, 4 s: ~2.5 MB).
+const WHOLE_READ_MAX: u64 = 8 * 1024 * 1024;
+
+/// An opened media file: its metadata, and its bytes or the file to stream them from.
+struct Opened {
+    meta: std::fs::Metadata,
+    content: Content,
+}
+
+enum Content {
+    Whole(Bytes),
+    Stream(std::fs::File),
+}
+
+/// [`Media::open`]'s work, on a blocking-pool thread.
+fn open_blocking(video_dir: PathBuf, segments: &[String]) -> Result<Opened, ApiError> {
+    use std::io::Read;
+    let missing = || ApiError::not_found("no such media file");
+    // A published ladder only (the worker renames a complete directory into place).
+    if !video_dir.join(LADDER_MARKER).try_exists().unwrap_or(false) {
+        return Err(missing());
+    }
+    let base = std::fs::canonicalize(&video_dir).map_err(|_| missing())?;
+    let mut wanted = video_dir;
+    for s in segments {
+        wanted.push(s);
+    }
+    let real = std::fs::canonicalize(&wanted).map_err(|_| missing())?;
+    if !real.starts_with(&base) || real == base {
+        tracing::warn!(path = %wanted.display(), "a media path resolves outside its video");
+        return Err(missing());
+    }
+    let mut file = std::fs::File::open(&real).map_err(|_| missing())?;
+    let meta = file.metadata().map_err(|_| missing())?;
+    if !meta.is_file() {
+        return Err(missing());
+    }
+    if meta.len() > WHOLE_READ_MAX {
+        return Ok(Opened {
+            meta,
+            content: Content::Stream(file),
+        });
+    }
+    // Exactly the length the headers will announce: a file that grew since is cut there, one
+    // that shrank is an error rather than a short body that claims to be complete.
+    let mut buf = vec![0; meta.len() as usize];
+    file.read_exact(&mut buf).map_err(|e| {
+        tracing::warn!(error = %e, "cannot read a media file");
+        ApiError::new(500, "read_failed", "the media file cannot be read")
+    })?;
+    Ok(Opened {
+        meta,
+        content: Content::Whole(Bytes::from(buf)),
+    })
+}
+
 impl Media {
     /// `media_dir` is the media root (`<media-dir>`); files come from `<media-dir>/media/`.
     /// Without keys every media request is refused with 503. Tokens are accepted from
@@ -313,9 +371,9 @@ impl Media {
         let Some(mime) = content_type(dirs.last().map(String::as_str), name) else {
             return Err(ApiError::not_found("no such media file"));
         };
-        let (file, meta) = self.open(&video, &segments).await?;
+        let opened = self.open(&video, &segments).await?;
         let cache = cache_control(name, self.max_age);
-        self.respond(req.headers(), file, meta, mime, &cache).await
+        self.respond(req.headers(), opened, mime, &cache).await
     }
 
     /// `/posters/<video>.jpg`: a published video's poster, without a token. A poster is public
@@ -336,13 +394,13 @@ impl Media {
         {
             return Err(missing());
         }
-        let (file, meta) = self
+        let opened = self
             .open(video, &["poster.jpg".to_string()])
             .await
             .map_err(|_| missing())?;
         // The same bytes for everyone: shared caches may keep it.
         let cache = format!("public, max-age={}", self.max_age);
-        self.respond(req.headers(), file, meta, "image/jpeg", &cache)
+        self.respond(req.headers(), opened, "image/jpeg", &cache)
             .await
     }
 
@@ -367,50 +425,34 @@ impl Media {
         .map(|_| ())
     }
 
-    async fn open(
-        &self,
-        video: &str,
-        segments: &[String],
-    ) -> Result<(tokio::fs::File, std::fs::Metadata), ApiError> {
-        let missing = || ApiError::not_found("no such media file");
+    /// Finds, checks and opens the file, and reads it whole when it is at most
+    /// [`WHOLE_READ_MAX`] bytes (every segment of the ladders we make), all in one trip to the
+    /// blocking pool: each `tokio::fs` call is a trip of its own (a wake-up of a pool thread and
+    /// one back), and the ~10 trips a 300 kB segment took were half the origin's CPU under the
+    /// viewers bench (docs/benchmarks.md).
+    async fn open(&self, video: &str, segments: &[String]) -> Result<Opened, ApiError> {
         let video_dir = self.root.join(video);
-        // A published ladder only (the worker renames a complete directory into place).
-        if !tokio::fs::try_exists(video_dir.join(LADDER_MARKER))
+        let segments = segments.to_vec();
+        tokio::task::spawn_blocking(move || open_blocking(video_dir, &segments))
             .await
-            .unwrap_or(false)
-        {
-            return Err(missing());
-        }
-        let base = tokio::fs::canonicalize(&video_dir)
-            .await
-            .map_err(|_| missing())?;
-        let mut wanted = video_dir;
-        for s in segments {
-            wanted.push(s);
-        }
-        let real = tokio::fs::canonicalize(&wanted)
-            .await
-            .map_err(|_| missing())?;
-        if !real.starts_with(&base) || real == base {
-            tracing::warn!(path = %wanted.display(), "a media path resolves outside its video");
-            return Err(missing());
-        }
-        let file = tokio::fs::File::open(&real).await.map_err(|_| missing())?;
-        let meta = file.metadata().await.map_err(|_| missing())?;
-        if !meta.is_file() {
-            return Err(missing());
-        }
-        Ok((file, meta))
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "a media file read did not finish");
+                Err(ApiError::new(
+                    500,
+                    "read_failed",
+                    "the media file cannot be read",
+                ))
+            })
     }
 
     async fn respond(
         &self,
         headers: &HeaderMap,
-        mut file: tokio::fs::File,
-        meta: std::fs::Metadata,
+        opened: Opened,
         mime: &'static str,
         cache_control: &str,
     ) -> Reply {
+        let Opened { meta, content } = opened;
         let len = meta.len();
         let modified = meta.modified().ok();
         let mtime = modified
@@ -481,9 +523,6 @@ impl Media {
             }
             Some(Ok((a, b))) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
         };
-        if start > 0 {
-            file.seek(SeekFrom::Start(start)).await.map_err(io)?;
-        }
         let mut b = builder(status).header(header::CONTENT_LENGTH, count);
         if status == StatusCode::PARTIAL_CONTENT {
             b = b.header(
@@ -491,11 +530,25 @@ impl Media {
                 format!("bytes {start}-{}/{len}", start + count - 1),
             );
         }
-        let body = FileBody {
-            file,
-            remaining: count,
+        let body = match content {
+            // Already in memory: the range is a view of it, no copy.
+            Content::Whole(bytes) => {
+                let (start, end) = (start as usize, (start + count) as usize);
+                full(bytes.slice(start..end))
+            }
+            Content::Stream(file) => {
+                let mut file = tokio::fs::File::from_std(file);
+                if start > 0 {
+                    file.seek(SeekFrom::Start(start)).await.map_err(io)?;
+                }
+                FileBody {
+                    file,
+                    remaining: count,
+                }
+                .boxed()
+            }
         };
-        Ok(b.body(body.boxed()).expect("valid response"))
+        Ok(b.body(body).expect("valid response"))
     }
 }
 
