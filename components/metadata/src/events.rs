@@ -6,7 +6,7 @@ use serde::Deserialize;
 use spin_sdk::http::Response;
 use spin_sdk::sqlite3::{Connection, Value};
 use streamgate_core::api_error::ApiError;
-use streamgate_core::pipeline::{EventKind, Job};
+use streamgate_core::pipeline::{EventData, EventKind, Job};
 use streamgate_core::settings::JobTransport;
 use streamgate_core::trace::TraceContext;
 use streamgate_core::video::{
@@ -26,6 +26,8 @@ use crate::{queue, store};
 /// for sources up to about 15 h; everything else the native side sends is under 1 KiB.
 pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
+/// The envelope as sent; the data is decoded as [`EventData`] when the event is applied (after
+/// the duplicate check and the video lookup), so an event's own errors come in that order.
 #[derive(Deserialize)]
 struct Event {
     id: String,
@@ -39,16 +41,7 @@ struct Event {
     traceparent: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct UploadCompleted {
-    source: String,
-}
-
-#[derive(Deserialize)]
-struct Progress {
-    percent: f64,
-}
-
+/// `transcode.completed`'s data, which [`EventData`] carries as the ladder's JSON.
 #[derive(Deserialize)]
 struct Completed {
     renditions: Vec<Rendition>,
@@ -61,18 +54,6 @@ struct Completed {
     duration: Option<f64>,
 }
 
-#[derive(Deserialize)]
-struct Failed {
-    /// A fixed snake_case reason; absent from workers before codes.
-    #[serde(default)]
-    code: Option<String>,
-    /// A sentence for the owner.
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    r#final: bool,
-}
-
 fn event_keys() -> Result<Vec<[u8; 32]>, ApiError> {
     let secrets = Rotating::load("events_secret")?;
     Ok(secrets
@@ -81,14 +62,26 @@ fn event_keys() -> Result<Vec<[u8; 32]>, ApiError> {
         .collect())
 }
 
-fn data<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, ApiError> {
-    serde_json::from_value(event.data.clone()).map_err(|e| {
-        ApiError::new(
+fn invalid_data(event: &Event, e: serde_json::Error) -> ApiError {
+    ApiError::new(
+        422,
+        "invalid_event",
+        format!("`{}` event data: {e}", event.kind),
+    )
+}
+
+/// The event's type and data as the native side builds them (streamgate_core::pipeline):
+/// 422 `invalid_event` for an unknown type or data that is not that type's.
+fn data(event: &Event) -> Result<EventData, ApiError> {
+    if EventKind::parse(&event.kind).is_none() {
+        return Err(ApiError::new(
             422,
             "invalid_event",
-            format!("`{}` event data: {e}", event.kind),
-        )
-    })
+            format!("unknown event type `{}`", event.kind),
+        ));
+    }
+    serde_json::from_value(serde_json::json!({"type": event.kind, "data": event.data}))
+        .map_err(|e| invalid_data(event, e))
 }
 
 /// What can be checked before the body is read (see [`BODY_LIMIT`]): the keys are configured
@@ -230,31 +223,22 @@ fn hand_off_jobs(db: &Connection, video_id: &str, trace: &TraceContext) -> Resul
 
 fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
     let id = event.video_id.as_str();
-    let Some(kind) = EventKind::parse(&event.kind) else {
-        return Err(ApiError::new(
-            422,
-            "invalid_event",
-            format!("unknown event type `{}`", event.kind),
-        ));
-    };
-    match kind {
-        EventKind::UploadCompleted => {
-            let upload: UploadCompleted = data(event)?;
+    match data(event)? {
+        EventData::UploadCompleted { source, .. } => {
             if store::advance(db, id, VideoStatus::Queued, now)? {
-                store::set_field(db, id, "source", Value::Text(upload.source.clone()))?;
-                store::add_to_outbox(db, &Job::transcode(id, &upload.source, now), now)?;
+                store::set_field(db, id, "source", Value::Text(source.clone()))?;
+                store::add_to_outbox(db, &Job::transcode(id, &source, now), now)?;
             }
         }
-        EventKind::TranscodeStarted => {
+        EventData::TranscodeStarted { .. } => {
             store::advance(db, id, VideoStatus::Transcoding, now)?;
         }
-        EventKind::TranscodeProgress => {
-            let progress: Progress = data(event)?;
-            let percent = progress.percent.clamp(0.0, 100.0).floor() as i64;
-            store::record_progress(db, id, percent, now)?;
+        EventData::TranscodeProgress { percent } => {
+            store::record_progress(db, id, i64::from(percent.min(100)), now)?;
         }
-        EventKind::TranscodeCompleted => {
-            let done: Completed = data(event)?;
+        EventData::TranscodeCompleted(ladder) => {
+            let done: Completed =
+                serde_json::from_value(ladder).map_err(|e| invalid_data(event, e))?;
             validate_tracks(&done.renditions, &done.audio)?;
             let current = store::video(db, id)?;
             if current.status == VideoStatus::Ready.as_str() {
@@ -280,19 +264,19 @@ fn apply(db: &Connection, event: &Event, now: i64) -> Result<(), ApiError> {
                 ));
             }
         }
-        EventKind::TranscodeFailed => {
-            let failed: Failed = data(event)?;
-            if failed.r#final {
+        EventData::TranscodeFailed { code, error, last } => {
+            // An empty code (older workers sent none) is stored as the generic one.
+            if last {
                 store::fail(
                     db,
                     id,
-                    failure_code(failed.code.as_deref()),
-                    &failure_sentence(failed.error.as_deref()),
+                    failure_code(Some(&code)),
+                    &failure_sentence(Some(&error)),
                     now,
                 )?;
             }
         }
-        EventKind::MediaDeleted => {}
+        EventData::MediaDeleted {} => {}
     }
     Ok(())
 }

@@ -359,7 +359,7 @@ fn an_event_delivered_many_times_at_once_takes_effect_once() {
     );
 
     let started =
-        json!({"id": "ev-started", "type": "transcode.started", "video_id": id, "data": {}})
+        json!({"id": "ev-started", "type": "transcode.started", "video_id": id, "data": {"attempt": 1}})
             .to_string();
     assert_eq!(
         deliver(&app, &started, &signed(now(), &started)).1["status"],

@@ -539,6 +539,89 @@ fn a_failure_from_an_older_worker_without_a_code_is_stored_as_transcode_failed()
 }
 
 #[test]
+fn event_data_the_native_side_never_sends_is_refused_422_and_changes_nothing() {
+    // The app reads an event's data as streamgate_core::pipeline::EventData, the type the
+    // native side builds its events from: what that type refuses is refused here.
+    let app = app();
+    let id = app.created_id(ALICE, "Strict events");
+    let send = |n: u32, kind: &str, data: Option<Value>| {
+        let mut event = json!({"id": format!("strict-{n}"), "type": kind, "video_id": id});
+        if let Some(data) = data {
+            event["data"] = data;
+        }
+        app.event(EVENTS_SECRET, now(), &event)
+    };
+    let refused = |n: u32, kind: &str, data: Option<Value>| {
+        let reply = send(n, kind, data.clone());
+        assert_eq!(
+            (reply.status, reply.json()["code"].clone()),
+            (422, json!("invalid_event")),
+            "{kind} {data:?}: {}",
+            reply.body
+        );
+        assert!(
+            reply.json()["error"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("`{kind}` event data: ")),
+            "{}",
+            reply.body
+        );
+    };
+    let source = format!("sources/{id}");
+    // An upload without its size, or with a size that is no byte count.
+    refused(1, "upload.completed", Some(json!({"source": source})));
+    refused(
+        2,
+        "upload.completed",
+        Some(json!({"size": -1, "source": source})),
+    );
+    assert_eq!(app.status(&id)["status"], "awaiting_upload");
+    assert!(app.jobs().is_empty());
+
+    app.events(
+        &id,
+        &[("upload.completed", json!({"size": 5, "source": source}))],
+    );
+    // A start without its attempt, or without data at all.
+    refused(3, "transcode.started", Some(json!({})));
+    refused(4, "transcode.started", None);
+    // Progress that is not a whole percentage (before: clamped and floored).
+    refused(5, "transcode.progress", Some(json!({"percent": 42.5})));
+    refused(6, "transcode.progress", Some(json!({"percent": -3})));
+    // A failure without its sentence or without `final` (before: a default sentence, not final).
+    refused(
+        7,
+        "transcode.failed",
+        Some(json!({"code": "io_error", "final": true})),
+    );
+    refused(
+        8,
+        "transcode.failed",
+        Some(json!({"code": "io_error", "error": "x"})),
+    );
+    let video = app.status(&id);
+    assert_eq!(video["status"], "queued");
+    assert!(video.get("progress").is_none(), "{video}");
+
+    // What the native side sends still goes through, and a refused id is not taken: the same
+    // id with its data is applied.
+    assert_eq!(
+        send(3, "transcode.started", Some(json!({"attempt": 1}))).json()["status"],
+        "applied"
+    );
+    assert_eq!(
+        send(5, "transcode.progress", Some(json!({"percent": 42}))).json()["status"],
+        "applied"
+    );
+    let video = app.status(&id);
+    assert_eq!(
+        (video["status"].clone(), video["progress"].clone()),
+        (json!("transcoding"), json!(42))
+    );
+}
+
+#[test]
 fn a_failed_video_and_its_reason_are_its_owners_alone() {
     let app = app();
     let failed = app.created_id(ALICE, "Broken upload");
