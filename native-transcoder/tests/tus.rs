@@ -10,6 +10,14 @@ use common::*;
 const TUS: (&str, &str) = ("Tus-Resumable", "1.0.0");
 const OCTETS: (&str, &str) = ("Content-Type", "application/offset+octet-stream");
 
+/// An origin on a fresh media folder, started with `args`, whose app takes every event.
+fn origin_with(args: &[&str]) -> (tempfile::TempDir, Receiver, Origin) {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::accepting();
+    let origin = Origin::start(dir.path(), &receiver.url(), args, &[]);
+    (dir, receiver, origin)
+}
+
 fn create(origin: &Origin, video: &str, length: usize) -> String {
     let token = valid_token(video);
     let len = length.to_string();
@@ -55,9 +63,7 @@ fn patch(origin: &Origin, location: &str, offset: u64, data: &[u8]) -> Reply {
 
 #[test]
 fn chunked_upload_survives_a_dropped_patch_and_announces_completion() {
-    let dir = tempfile::tempdir().unwrap();
-    let receiver = Receiver::accepting();
-    let origin = Origin::start(dir.path(), &receiver.url(), &[], &[]);
+    let (dir, receiver, origin) = origin_with(&[]);
     let video = "vidChunked01";
     let file: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
 
@@ -174,14 +180,7 @@ fn chunked_upload_survives_a_dropped_patch_and_announces_completion() {
 
 #[test]
 fn protocol_errors_get_the_tus_statuses() {
-    let dir = tempfile::tempdir().unwrap();
-    let receiver = Receiver::accepting();
-    let origin = Origin::start(
-        dir.path(),
-        &receiver.url(),
-        &["--max-upload-bytes", "1000"],
-        &[],
-    );
+    let (_dir, receiver, origin) = origin_with(&["--max-upload-bytes", "1000"]);
     let video = "vidProto01";
     let token = valid_token(video);
     let create_path = format!("/uploads/{video}?token={token}");
@@ -444,9 +443,7 @@ fn create_as(origin: &Origin, video: &str, owner: Option<&str>, length: u64) -> 
 
 #[test]
 fn an_upload_whose_last_byte_arrived_is_completed_whatever_happened_to_its_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let receiver = Receiver::accepting();
-    let origin = Origin::start(dir.path(), &receiver.url(), &[], &[]);
+    let (dir, receiver, origin) = origin_with(&[]);
     let file = [5u8; 1000];
 
     // A chunked body that runs past Upload-Length: 413, but every byte of the upload is kept,
@@ -544,14 +541,7 @@ fn a_deleted_videos_upload_url_stops_working() {
 
 #[test]
 fn quotas_and_a_full_disk_are_refused_with_their_codes() {
-    let dir = tempfile::tempdir().unwrap();
-    let receiver = Receiver::accepting();
-    let origin = Origin::start(
-        dir.path(),
-        &receiver.url(),
-        &["--max-upload-bytes-per-day", "1000"],
-        &[],
-    );
+    let (dir, receiver, origin) = origin_with(&["--max-upload-bytes-per-day", "1000"]);
     let (alice, bob) = (OWNER, "0x2222222222222222222222222222222222222222");
     assert_eq!(
         create_as(&origin, "vidQuota01", Some(alice), 600).status,
@@ -600,9 +590,7 @@ fn quotas_and_a_full_disk_are_refused_with_their_codes() {
 
 #[test]
 fn abandoned_uploads_are_swept_after_their_url_expires() {
-    let dir = tempfile::tempdir().unwrap();
-    let receiver = Receiver::accepting();
-    let origin = Origin::start(dir.path(), &receiver.url(), &[], &[]);
+    let (dir, _receiver, origin) = origin_with(&[]);
     let abandoned = create(&origin, "vidAbandon01", 100);
     assert_eq!(patch(&origin, &abandoned, 0, &[1u8; 10]).status, 204);
     let done = create(&origin, "vidDone01", 10);
@@ -628,14 +616,7 @@ fn abandoned_uploads_are_swept_after_their_url_expires() {
 /// nor for the lock's 10 s: the stale PATCH gives way at once, keeping what it stored.
 #[test]
 fn a_stalled_patch_gives_way_to_the_resuming_client() {
-    let dir = tempfile::tempdir().unwrap();
-    let receiver = Receiver::accepting();
-    let origin = Origin::start(
-        dir.path(),
-        &receiver.url(),
-        &["--body-idle-secs", "60"],
-        &[],
-    );
+    let (dir, receiver, origin) = origin_with(&["--body-idle-secs", "60"]);
     let video = "vidStalled01";
     let file: Vec<u8> = (0..400_000u32).map(|i| (i * 13 % 253) as u8).collect();
     let location = create(&origin, video, file.len());
