@@ -223,6 +223,9 @@ pub struct Playlists {
     pub viewing: ViewingPolicy,
     /// `media_base_url`: where segments are served.
     pub media_base_url: String,
+    /// `playlist_templates`: `on` (unset or empty too) serves the playlists kept with the
+    /// tracks; `off` renders every playlist per request.
+    pub templates: bool,
 }
 
 impl Playlists {
@@ -233,6 +236,15 @@ impl Playlists {
                 pause_allowance_secs: seconds(vars, "playback_pause_allowance_secs")?,
             },
             media_base_url: required(vars, "media_base_url")?,
+            templates: match optional(vars, "playlist_templates").as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(other) => {
+                    return Err(misconfigured(format!(
+                        "`playlist_templates` must be `on` or `off`, got `{other}`"
+                    )))
+                }
+            },
         })
     }
 }
@@ -321,6 +333,7 @@ mod tests {
         let playlists = Playlists::load(&vars).unwrap();
         assert_eq!(playlists.viewing.session_max_secs, 14_400);
         assert_eq!(playlists.viewing.pause_allowance_secs, 1_800);
+        assert!(playlists.templates);
     }
 
     #[test]
@@ -365,6 +378,11 @@ mod tests {
         assert_eq!(
             e.error,
             "`max_pending_uploads_per_wallet` must be a whole number of at least 1, got `0`"
+        );
+        let e = Playlists::load(&with("playlist_templates", "sometimes")).unwrap_err();
+        assert_eq!(
+            e.error,
+            "`playlist_templates` must be `on` or `off`, got `sometimes`"
         );
         let e = JobTransport::load(&with("job_transport", "carrier-pigeon")).unwrap_err();
         assert_eq!(
@@ -417,6 +435,10 @@ mod tests {
         );
         http.remove("job_origin_url");
         assert_misconfigured(JobTransport::load(&http), "job_origin_url");
+        let off = Playlists::load(&with("playlist_templates", "off")).unwrap();
+        assert!(!off.templates);
+        let empty = Playlists::load(&with("playlist_templates", "")).unwrap();
+        assert!(empty.templates);
         // The read-only routes show no poster URLs rather than fail.
         assert_eq!(
             Videos::public_media_base_url(&without("media_base_url")),

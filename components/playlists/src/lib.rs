@@ -70,7 +70,7 @@ fn serve(request: &ApiRequest) -> Result<Response, ApiError> {
     // The playlist kept when the tracks were stored, stamped with this viewer's token; rendered
     // from the tracks for a video stored before templates, or when the operator turned them
     // off (`playlist_templates`, also how `scripts/bench playlists` measures the difference).
-    let kept = if templates_on()? {
+    let kept = if settings.templates {
         video_schema::ready_template(id, file)?
     } else {
         None
@@ -92,19 +92,6 @@ fn serve(request: &ApiRequest) -> Result<Response, ApiError> {
             .body(body)
             .build(),
     ))
-}
-
-/// `playlist_templates`: `on` (the default) or `off`; anything else is a misconfiguration.
-fn templates_on() -> Result<bool, ApiError> {
-    match config::optional("playlist_templates").as_deref() {
-        None | Some("on") => Ok(true),
-        Some("off") => Ok(false),
-        Some(other) => Err(ApiError::new(
-            503,
-            "server_misconfigured",
-            format!("`playlist_templates` must be `on` or `off`, got `{other}`"),
-        )),
-    }
 }
 
 /// The presented token renewed for a video of `duration` seconds, signed.
