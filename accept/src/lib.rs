@@ -76,3 +76,12 @@ pub async fn serve(
         }
     }
 }
+
+/// [`serve`] for a listener that lives as long as the process (a private metrics port), so is
+/// never drained.
+pub async fn serve_forever(
+    listener: TcpListener,
+    accepted: impl FnMut(TcpStream, SocketAddr, &Connections),
+) {
+    serve(listener, std::future::pending(), Duration::ZERO, accepted).await
+}

@@ -246,11 +246,7 @@ pub async fn serve_admin(
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(10));
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
+        accept::serve_forever(listener, |stream, peer, connections| {
             let slots = slots.clone();
             let service = service_fn(move |req: hyper::Request<Incoming>| {
                 let slots = slots.clone();
@@ -284,11 +280,9 @@ pub async fn serve_admin(
                     Ok::<_, Infallible>(response)
                 }
             });
-            let conn = http.serve_connection(TokioIo::new(stream), service);
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-        }
+            connections.spawn(http.serve_connection(TokioIo::new(stream), service), peer, ());
+        })
+        .await;
     });
     Ok(bound)
 }

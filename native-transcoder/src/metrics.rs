@@ -361,11 +361,7 @@ where
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(10));
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
+        accept::serve_forever(listener, |stream, peer, connections| {
             let (before, media_dir) = (before.clone(), media_dir.clone());
             let service = service_fn(move |req: Request<Incoming>| {
                 let (before, media_dir) = (before.clone(), media_dir.clone());
@@ -382,10 +378,12 @@ where
                     Ok::<_, std::convert::Infallible>(response)
                 }
             });
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-        }
+            connections.spawn(
+                builder.serve_connection(TokioIo::new(stream), service),
+                peer,
+                (),
+            );
+        })
+        .await;
     }))
 }
