@@ -40,7 +40,7 @@ fn handle(req: Request) -> Response {
         }
     };
     if path == "/config.json" {
-        return app_config(head);
+        return app_config(head, &Settings::load());
     }
     if ASSETS.is_empty() {
         return json(
@@ -65,7 +65,7 @@ fn handle(req: Request) -> Response {
         return json(404, "not_found", "No route matches this path.");
     };
 
-    let csp = content_security_policy();
+    let csp = content_security_policy(&Settings::load());
     if header(&req, "if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == asset.etag)) {
         return Response::builder()
             .status(304)
@@ -140,6 +140,34 @@ fn accepts(accept: &str, coding: &str) -> bool {
     })
 }
 
+/// What this component reads of the deployment, once per request. Nothing here is required:
+/// a value that is unavailable or malformed is left out (the page works without it).
+#[derive(Debug, Default, PartialEq)]
+struct Settings {
+    /// The origin of `media_base_url`.
+    media_origin: Option<String>,
+    /// The origin of `stream_base_url`.
+    stream_origin: Option<String>,
+    /// The chain ids of `chain_rpc_urls`.
+    chain_ids: Vec<u64>,
+}
+
+impl Settings {
+    fn load() -> Settings {
+        Settings::from(|name| variables::get(name).ok())
+    }
+
+    fn from(get: impl Fn(&str) -> Option<String>) -> Settings {
+        Settings {
+            media_origin: get("media_base_url").and_then(|v| origin_of(&v)),
+            stream_origin: get("stream_base_url").and_then(|v| origin_of(&v)),
+            chain_ids: get("chain_rpc_urls")
+                .map(|v| chain_ids(&v))
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// `scheme://host[:port]` of a configured URL, or `None` when it is not a plain http(s) URL
 /// (so nothing odd ever reaches the policy).
 fn origin_of(url: &str) -> Option<String> {
@@ -158,14 +186,15 @@ fn origin_of(url: &str) -> Option<String> {
     Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
 }
 
-fn content_security_policy() -> String {
+fn content_security_policy(settings: &Settings) -> String {
     let mut others = String::new();
-    for name in ["media_base_url", "stream_base_url"] {
-        if let Some(o) = variables::get(name).ok().and_then(|v| origin_of(&v)) {
-            if !others.contains(&o) {
-                others.push(' ');
-                others.push_str(&o);
-            }
+    for o in [&settings.media_origin, &settings.stream_origin]
+        .into_iter()
+        .flatten()
+    {
+        if !others.contains(o.as_str()) {
+            others.push(' ');
+            others.push_str(o);
         }
     }
     format!(
@@ -190,15 +219,9 @@ fn security_headers(builder: &mut spin_sdk::http::ResponseBuilder, csp: &str) {
 
 /// What the front end needs to know about this deployment: the chains it accepts for sign-in
 /// (the ids of `chain_rpc_urls` only: the RPC URLs may carry keys) and the media origin.
-fn app_config(head: bool) -> Response {
-    let chains: Vec<u64> = variables::get("chain_rpc_urls")
-        .map(|v| chain_ids(&v))
-        .unwrap_or_default();
-    let media = variables::get("media_base_url")
-        .ok()
-        .and_then(|v| origin_of(&v))
-        .unwrap_or_default();
-    let ids: Vec<String> = chains.iter().map(|c| c.to_string()).collect();
+fn app_config(head: bool, settings: &Settings) -> Response {
+    let media = settings.media_origin.as_deref().unwrap_or_default();
+    let ids: Vec<String> = settings.chain_ids.iter().map(|c| c.to_string()).collect();
     let body = format!(
         r#"{{"chains":[{}],"media_base_url":"{media}"}}"#,
         ids.join(",")
@@ -277,6 +300,30 @@ mod tests {
             vec![31337, 1]
         );
         assert!(chain_ids("").is_empty());
+    }
+
+    #[test]
+    fn settings_leave_out_what_is_unavailable_or_malformed() {
+        let vars = |name: &str| match name {
+            "media_base_url" => Some("http://127.0.0.1:3001/media".to_string()),
+            "stream_base_url" => Some("javascript:alert(1)".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            Settings::from(vars),
+            Settings {
+                media_origin: Some("http://127.0.0.1:3001".into()),
+                stream_origin: None,
+                chain_ids: vec![],
+            }
+        );
+        assert_eq!(Settings::from(|_| None), Settings::default());
+        let csp = content_security_policy(&Settings {
+            media_origin: Some("http://a:1".into()),
+            stream_origin: Some("http://a:1".into()),
+            chain_ids: vec![1],
+        });
+        assert!(csp.contains("connect-src 'self' http://a:1;"), "{csp}");
     }
 
     #[test]
