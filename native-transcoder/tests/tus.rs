@@ -18,6 +18,18 @@ fn origin_with(args: &[&str]) -> (tempfile::TempDir, Receiver, Origin) {
     (dir, receiver, origin)
 }
 
+/// Waits (5 s at most) until every event in the origin's outbox is delivered.
+fn outbox_drains(media: &std::path::Path) {
+    wait_until("the outbox to drain", Duration::from_secs(5), || {
+        let n = std::fs::read_dir(media.join("outbox"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_file())
+            .count();
+        (n == 0).then_some(())
+    });
+}
+
 fn create(origin: &Origin, video: &str, length: usize) -> String {
     let token = valid_token(video);
     let len = length.to_string();
@@ -167,14 +179,7 @@ fn chunked_upload_survives_a_dropped_patch_and_announces_completion() {
         b"",
     );
     assert_eq!(r.status, 409, "{r:?}");
-    wait_until("the outbox to drain", Duration::from_secs(5), || {
-        let n = std::fs::read_dir(dir.path().join("outbox"))
-            .unwrap()
-            .flatten()
-            .filter(|e| e.path().is_file())
-            .count();
-        (n == 0).then_some(())
-    });
+    outbox_drains(dir.path());
     assert_eq!(receiver.of_type("upload.completed").len(), 1);
 }
 
@@ -412,14 +417,7 @@ fn an_undelivered_completion_is_retried_and_survives_a_restart() {
         down.attempts.lock().unwrap()[0]["id"],
         "the same event id, so the app deduplicates"
     );
-    wait_until("the outbox to drain", Duration::from_secs(5), || {
-        let n = std::fs::read_dir(dir.path().join("outbox"))
-            .unwrap()
-            .flatten()
-            .filter(|e| e.path().is_file())
-            .count();
-        (n == 0).then_some(())
-    });
+    outbox_drains(dir.path());
 }
 
 fn create_as(origin: &Origin, video: &str, owner: Option<&str>, length: u64) -> Reply {
