@@ -337,6 +337,130 @@ pub fn decode_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
     Ok((at.parse().map_err(|_| bad())?, id.to_string()))
 }
 
+/// The longest title a video may have, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// The longest description a video may have, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 5000;
+
+fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<(), ApiError> {
+    if required && value.trim().is_empty() {
+        return Err(ApiError::new(
+            422,
+            "invalid_video",
+            format!("`{field}` must not be empty"),
+        ));
+    }
+    if value.chars().count() > max {
+        return Err(ApiError::new(
+            422,
+            "invalid_video",
+            format!("`{field}` is longer than {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A new video's title (not blank) and description: 422 `invalid_video` naming the field.
+pub fn validate_text(title: &str, description: Option<&str>) -> Result<(), ApiError> {
+    check_text("title", title, MAX_TITLE_CHARS, true)?;
+    if let Some(d) = description {
+        check_text("description", d, MAX_DESCRIPTION_CHARS, false)?;
+    }
+    Ok(())
+}
+
+/// 429 `too_many_pending_uploads`: the wallet already has `max` videos awaiting their upload;
+/// `retry_after` is when the oldest of them stops counting.
+pub fn too_many_pending(max: i64, retry_after: u64) -> ApiError {
+    ApiError::new(
+        429,
+        "too_many_pending_uploads",
+        format!(
+            "this wallet already has as many videos waiting for their upload as it may ({max}): \
+             finish uploading one of them, or delete one you no longer need \
+             (DELETE /api/v1/videos/{{id}}), then create this one again"
+        ),
+    )
+    .with_retry_after(retry_after)
+}
+
+fn invalid_query(message: impl Into<String>) -> ApiError {
+    ApiError::new(400, "invalid_query", message)
+}
+
+/// A list request (`GET /api/v1/videos`): whose videos, in which status, how many, after which
+/// cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Checksummed.
+    pub owner: Option<String>,
+    pub status: Option<VideoStatus>,
+    pub limit: i64,
+    pub after: Option<(i64, String)>,
+}
+
+impl ListQuery {
+    /// Reads `owner`, `status`, `limit` (1 to 100, default 20) and `cursor`, in that order;
+    /// `param` answers a parameter's first non-empty value, decoded. 400 `invalid_query` (or
+    /// `invalid_cursor`) naming what is wrong.
+    pub fn parse(param: impl Fn(&str) -> Option<String>) -> Result<ListQuery, ApiError> {
+        let owner = param("owner")
+            .map(|o| {
+                o.parse::<Address>()
+                    .map(|a| a.to_checksum(None))
+                    .map_err(|_| invalid_query(format!("`owner` is not an address: `{o}`")))
+            })
+            .transpose()?;
+        let status = param("status")
+            .map(|s| {
+                VideoStatus::parse(&s).ok_or_else(|| {
+                    invalid_query(format!(
+                        "`status` must be one of the video statuses, got `{s}`"
+                    ))
+                })
+            })
+            .transpose()?;
+        let limit = match param("limit") {
+            None => 20,
+            Some(l) => l
+                .parse::<i64>()
+                .ok()
+                .filter(|l| (1..=100).contains(l))
+                .ok_or_else(|| invalid_query("`limit` must be between 1 and 100"))?,
+        };
+        let after = param("cursor")
+            .map(|cursor| decode_cursor(&cursor))
+            .transpose()?;
+        Ok(ListQuery {
+            owner,
+            status,
+            limit,
+            after,
+        })
+    }
+
+    /// The query as `reader` (the signed-in caller's checksummed address) may run it, and
+    /// whether it lists the reader's own videos. Videos that are not ready are their owner's
+    /// alone: listed only to the owner, signed in, asking for their own (`owner=` their
+    /// address). Everyone else lists ready videos; asking them for another status is a
+    /// mistake worth saying, not an empty page.
+    pub fn for_reader(self, reader: Option<&str>) -> Result<(ListQuery, bool), ApiError> {
+        let own = self.owner.is_some() && self.owner.as_deref() == reader;
+        let status = match self.status {
+            _ if own => self.status,
+            None | Some(VideoStatus::Ready) => Some(VideoStatus::Ready),
+            Some(other) => {
+                return Err(invalid_query(format!(
+                    "only a video's owner sees videos that are `{}`: sign in and list your own \
+                     with `owner=<your address>`",
+                    other.as_str()
+                )))
+            }
+        };
+        Ok((ListQuery { status, ..self }, own))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,6 +477,147 @@ mod tests {
             token_id: token_id.map(str::to_string),
             min_balance: None,
         }
+    }
+
+    #[test]
+    fn titles_and_descriptions() {
+        assert!(validate_text("A film", None).is_ok());
+        assert!(validate_text(&"t".repeat(200), Some(&"d".repeat(5000))).is_ok());
+        for (title, description, message) in [
+            ("  ", None, "`title` must not be empty"),
+            (
+                &*"t".repeat(201),
+                None,
+                "`title` is longer than 200 characters",
+            ),
+            (
+                "A film",
+                Some(&*"d".repeat(5001)),
+                "`description` is longer than 5000 characters",
+            ),
+        ] {
+            let e = validate_text(title, description).unwrap_err();
+            assert_eq!(
+                (e.status, e.code, e.error.as_str()),
+                (422, "invalid_video", message)
+            );
+        }
+        // Characters, not bytes; an empty description is fine.
+        assert!(validate_text(&"é".repeat(200), Some("")).is_ok());
+    }
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<ListQuery, ApiError> {
+        ListQuery::parse(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn list_queries_parse_in_order_and_say_what_is_wrong() {
+        let q = parse(&[]).unwrap();
+        assert_eq!(
+            (q.owner, q.status, q.limit, q.after),
+            (None, None, 20, None)
+        );
+        let q = parse(&[
+            ("owner", "0x8ba1f109551bd432803012645ac136ddd64dba72"),
+            ("status", "failed"),
+            ("limit", "100"),
+        ])
+        .unwrap();
+        assert_eq!(
+            q.owner.as_deref(),
+            Some("0x8ba1f109551bD432803012645Ac136ddd64DBA72")
+        );
+        assert_eq!((q.status, q.limit), (Some(VideoStatus::Failed), 100));
+        let cursor = encode_cursor(7, "v1");
+        let q = parse(&[("cursor", &cursor)]).unwrap();
+        assert_eq!(q.after, Some((7, "v1".to_string())));
+        for (bad, code, message) in [
+            (
+                &[("owner", "alice")][..],
+                "invalid_query",
+                "`owner` is not an address: `alice`",
+            ),
+            (
+                &[("status", "done")][..],
+                "invalid_query",
+                "`status` must be one of the video statuses, got `done`",
+            ),
+            (
+                &[("limit", "0")][..],
+                "invalid_query",
+                "`limit` must be between 1 and 100",
+            ),
+            (
+                &[("limit", "101")][..],
+                "invalid_query",
+                "`limit` must be between 1 and 100",
+            ),
+            (
+                &[("cursor", "zz")][..],
+                "invalid_cursor",
+                "the cursor is not one this service issued",
+            ),
+            // The owner is read first.
+            (
+                &[("owner", "x"), ("limit", "0")][..],
+                "invalid_query",
+                "`owner` is not an address: `x`",
+            ),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!((e.status, e.code, e.error.as_str()), (400, code, message));
+        }
+    }
+
+    #[test]
+    fn only_the_owner_lists_what_is_not_ready() {
+        let alice = "0x8ba1f109551bD432803012645Ac136ddd64DBA72";
+        let query = |owner: Option<&str>, status| ListQuery {
+            owner: owner.map(str::to_string),
+            status,
+            limit: 20,
+            after: None,
+        };
+        // Her own, any status (or none).
+        let (q, own) = query(Some(alice), Some(VideoStatus::Failed))
+            .for_reader(Some(alice))
+            .unwrap();
+        assert!(own);
+        assert_eq!(q.status, Some(VideoStatus::Failed));
+        let (q, own) = query(Some(alice), None).for_reader(Some(alice)).unwrap();
+        assert_eq!((q.status, own), (None, true));
+        // Anyone else: ready videos only, and asking for more is 400.
+        for reader in [None, Some("0x0000000000000000000000000000000000000001")] {
+            for owner in [None, Some(alice)] {
+                let (q, own) = query(owner, None).for_reader(reader).unwrap();
+                assert_eq!((q.status, own), (Some(VideoStatus::Ready), false));
+                let e = query(owner, Some(VideoStatus::Queued))
+                    .for_reader(reader)
+                    .unwrap_err();
+                assert_eq!((e.status, e.code), (400, "invalid_query"));
+                assert!(e.error.contains("`queued`"), "{}", e.error);
+            }
+        }
+    }
+
+    #[test]
+    fn too_many_pending_says_how_many_and_when() {
+        let e = too_many_pending(5, 30);
+        assert_eq!(
+            (e.status, e.code, e.retry_after),
+            (429, "too_many_pending_uploads", Some(30))
+        );
+        assert!(e.error.contains("as it may (5)"), "{}", e.error);
+        assert!(
+            e.error.contains("DELETE /api/v1/videos/{id}"),
+            "{}",
+            e.error
+        );
     }
 
     #[test]

@@ -23,8 +23,6 @@ use streamgate_spin::{now, random_bytes, response, trace};
 
 const BODY_LIMIT: usize = 64 * 1024;
 const UPLOAD_TOKEN_SECS: i64 = 24 * 60 * 60;
-const MAX_TITLE_CHARS: usize = 200;
-const MAX_DESCRIPTION_CHARS: usize = 5000;
 /// The `component` of this component's log lines.
 const COMPONENT: &str = "metadata";
 
@@ -101,17 +99,7 @@ fn too_many_pending(
     // Without action a slot frees itself when the oldest pending upload URL expires.
     let wait =
         store::oldest_pending_expiry(db, owner, quota, now)?.map_or(1, |at| (at - now).max(1));
-    Ok(ApiError::new(
-        429,
-        "too_many_pending_uploads",
-        format!(
-            "this wallet already has as many videos waiting for their upload as it may ({}): \
-             finish uploading one of them, or delete one you no longer need \
-             (DELETE /api/v1/videos/{{id}}), then create this one again",
-            quota.max
-        ),
-    )
-    .with_retry_after(wait as u64))
+    Ok(video::too_many_pending(quota.max, wait as u64))
 }
 
 #[derive(Deserialize)]
@@ -138,31 +126,10 @@ struct Created {
     upload: Upload,
 }
 
-fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<(), ApiError> {
-    if required && value.trim().is_empty() {
-        return Err(ApiError::new(
-            422,
-            "invalid_video",
-            format!("`{field}` must not be empty"),
-        ));
-    }
-    if value.chars().count() > max {
-        return Err(ApiError::new(
-            422,
-            "invalid_video",
-            format!("`{field}` is longer than {max} characters"),
-        ));
-    }
-    Ok(())
-}
-
 fn create(request: &ApiRequest) -> Result<Response, ApiError> {
     let session = signed_in(request)?;
     let body: CreateVideo = request.json()?;
-    check_text("title", &body.title, MAX_TITLE_CHARS, true)?;
-    if let Some(d) = &body.description {
-        check_text("description", d, MAX_DESCRIPTION_CHARS, false)?;
-    }
+    video::validate_text(&body.title, body.description.as_deref())?;
     let settings = Videos::load(&Spin)?;
     let gate = video::validate_gate(body.gate, &settings.chain_rpc_urls)?;
     let upload_key = keys::derive(&Rotating::load("events_secret")?.current, "upload");
@@ -252,74 +219,11 @@ struct Page {
 }
 
 fn list(request: &ApiRequest) -> Result<Response, ApiError> {
-    let q = request.query.as_str();
-    let owner = query_param(q, "owner")
-        .map(|o| {
-            o.parse::<streamgate_core::rpc::Address>()
-                .map(|a| a.to_checksum(None))
-                .map_err(|_| {
-                    ApiError::new(
-                        400,
-                        "invalid_query",
-                        format!("`owner` is not an address: `{o}`"),
-                    )
-                })
-        })
-        .transpose()?;
-    let status = query_param(q, "status")
-        .map(|s| {
-            VideoStatus::parse(&s).ok_or_else(|| {
-                ApiError::new(
-                    400,
-                    "invalid_query",
-                    format!("`status` must be one of the video statuses, got `{s}`"),
-                )
-            })
-        })
-        .transpose()?;
-    let limit = match query_param(q, "limit") {
-        None => 20,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=100).contains(l))
-            .ok_or_else(|| {
-                ApiError::new(400, "invalid_query", "`limit` must be between 1 and 100")
-            })?,
-    };
-    let after = query_param(q, "cursor")
-        .map(|cursor| video::decode_cursor(&cursor))
-        .transpose()?;
-    // Videos that are not ready are their owner's alone: listed only to the owner, signed in,
-    // asking for their own (`owner=` their address). Everyone else lists ready videos; asking
-    // them for another status is a mistake worth saying, not an empty page.
+    let query = video::ListQuery::parse(|name| query_param(&request.query, name))?;
     let reader = reader(request)?;
-    let own = owner.is_some() && owner == reader;
-    let status = match status {
-        _ if own => status,
-        None | Some(VideoStatus::Ready) => Some(VideoStatus::Ready),
-        Some(other) => {
-            return Err(ApiError::new(
-                400,
-                "invalid_query",
-                format!(
-                    "only a video's owner sees videos that are `{}`: sign in and list your own \
-                     with `owner=<your address>`",
-                    other.as_str()
-                ),
-            ))
-        }
-    };
+    let (query, own) = query.for_reader(reader.as_deref())?;
     let db = store::open()?;
-    let (mut items, more) = store::list(
-        &db,
-        &store::ListQuery {
-            owner,
-            status,
-            limit,
-            after,
-        },
-    )?;
+    let (mut items, more) = store::list(&db, &query)?;
     if !own {
         items.iter_mut().for_each(store::Video::hide_owner_details);
     }

@@ -5,7 +5,7 @@ use serde::Serialize;
 use spin_sdk::sqlite3::{Connection, Value};
 use streamgate_core::api_error::ApiError;
 use streamgate_core::pipeline::Job;
-use streamgate_core::video::{visible_to, AudioTrack, GateRule, Rendition, VideoStatus};
+use streamgate_core::video::{visible_to, AudioTrack, GateRule, ListQuery, Rendition, VideoStatus};
 
 pub use streamgate_spin::video_schema::{gate_of, open, read_error as db_error, text, tracks_of};
 
@@ -316,13 +316,6 @@ impl Video {
         self.error_code = None;
         self.error = None;
     }
-}
-
-pub struct ListQuery {
-    pub owner: Option<String>,
-    pub status: Option<VideoStatus>,
-    pub limit: i64,
-    pub after: Option<(i64, String)>,
 }
 
 /// Newest first; `limit + 1` rows are read to know whether there is a next page.
