@@ -18,6 +18,8 @@ pub struct IdleLimited<B> {
     limit: Duration,
     /// Started when a read finds nothing to read, cleared when a frame arrives.
     idle: Option<Pin<Box<Sleep>>>,
+    /// What becomes of the body when this is dropped with the body still held.
+    on_drop: Option<fn(B)>,
 }
 
 impl<B> IdleLimited<B> {
@@ -26,12 +28,22 @@ impl<B> IdleLimited<B> {
             inner: Some(inner),
             limit,
             idle: None,
+            on_drop: None,
         }
     }
 
-    /// The body, unless it is already taken or the idle limit gave up on it.
-    pub fn take(&mut self) -> Option<B> {
-        self.inner.take()
+    /// Hands the body to `f` when this is dropped before the idle limit gave up on it.
+    pub fn on_drop(mut self, f: fn(B)) -> Self {
+        self.on_drop = Some(f);
+        self
+    }
+}
+
+impl<B> Drop for IdleLimited<B> {
+    fn drop(&mut self) {
+        if let (Some(f), Some(body)) = (self.on_drop, self.inner.take()) {
+            f(body);
+        }
     }
 }
 

@@ -14,15 +14,11 @@
 //! and time), as servers that do a "lingering close" do, and the connection ends cleanly after
 //! the response.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use wasmtime_wasi_http::Error;
 
 use crate::idle_body::IdleLimited;
 
@@ -30,56 +26,29 @@ use crate::idle_body::IdleLimited;
 const DRAIN_LIMIT: u64 = 16 << 20;
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
-pub struct RequestBody(IdleLimited<Incoming>);
-
-impl RequestBody {
-    pub fn new(body: Incoming, idle_limit: Duration) -> Self {
-        Self(IdleLimited::new(body, idle_limit))
-    }
+/// The body a component reads: idle-limited, and read to its end in the background when the
+/// component leaves it.
+pub fn new(body: Incoming, idle_limit: Duration) -> IdleLimited<Incoming> {
+    IdleLimited::new(body, idle_limit).on_drop(linger)
 }
 
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        Pin::new(&mut self.0).poll_frame(cx)
+fn linger(mut body: Incoming) {
+    if body.is_end_stream() {
+        return;
     }
-
-    fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.0.size_hint()
-    }
-}
-
-impl Drop for RequestBody {
-    fn drop(&mut self) {
-        let Some(mut body) = self.0.take() else {
-            return;
-        };
-        if body.is_end_stream() {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        runtime.spawn(async move {
-            let drain = async {
-                let mut read = 0u64;
-                while let Some(Ok(frame)) = body.frame().await {
-                    read += frame.data_ref().map_or(0, |d| d.len() as u64);
-                    if read > DRAIN_LIMIT {
-                        break;
-                    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let drain = async {
+            let mut read = 0u64;
+            while let Some(Ok(frame)) = body.frame().await {
+                read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if read > DRAIN_LIMIT {
+                    break;
                 }
-            };
-            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
-        });
-    }
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    });
 }

@@ -23,7 +23,6 @@ use crate::app::App;
 use crate::client_limit::ClientConnections;
 use crate::errors;
 use crate::limits::Limits;
-use crate::request_body::RequestBody;
 use crate::state::RequestState;
 
 /// Why a guest was stopped: its request ran past `--request-timeout-secs`.
@@ -294,7 +293,7 @@ impl Server {
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let prepared = (|| {
             let idle_limit = self.limits.body_idle_timeout();
-            let req = req.map(|body| RequestBody::new(body, idle_limit));
+            let req = req.map(|body| crate::request_body::new(body, idle_limit));
             let request = store
                 .data_mut()
                 .http()
