@@ -16,6 +16,8 @@ impl Variables for Spin {
     }
 }
 
+/// A variable that must be there, for what reads one outside a component's settings (the
+/// rotating secrets).
 pub fn get(name: &str) -> Result<String, ApiError> {
     settings::required(&Spin, name)
 }
@@ -23,10 +25,4 @@ pub fn get(name: &str) -> Result<String, ApiError> {
 /// An optional variable: absent or empty is `None`.
 pub fn optional(name: &str) -> Option<String> {
     settings::optional(&Spin, name)
-}
-
-/// A duration variable: a whole number of seconds, zero or more. Anything else is 503
-/// `server_misconfigured` naming the variable and the value.
-pub fn seconds(name: &str) -> Result<i64, ApiError> {
-    settings::seconds(&Spin, name)
 }
