@@ -26,6 +26,7 @@
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::UNIX_EPOCH;
 
@@ -36,10 +37,11 @@ use hyper::body::{Frame, SizeHint};
 use streamgate_core::api_error::ApiError;
 use streamgate_core::edge_token;
 use tokio::io::AsyncSeekExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::PlaybackKeys;
 use crate::fsutil::is_safe_id;
-use crate::server::{empty, error_response, full, Body};
+use crate::server::{empty, error_response, Body};
 
 /// The public posters' path prefix (see `Media::public_poster`).
 pub const POSTERS: &str = "/posters/";
@@ -64,6 +66,8 @@ pub struct Media {
     max_age: u64,
     /// Clock skew allowed between the signer (the Spin app) and this machine, in seconds.
     leeway_secs: i64,
+    /// KiB of whole-read files held by responses not yet sent (see [`WHOLE_READ_BUDGET_KIB`]).
+    whole_reads: Arc<Semaphore>,
 }
 
 type Reply = Result<Response<Body>, ApiError>;
@@ -239,6 +243,11 @@ impl hyper::body::Body for FileBody {
 /// Files up to this size are read whole, in the same blocking call that opens them; larger ones
 /// are streamed in [`CHUNK`]s. Above the largest segment the worker writes (1080p, 4 s: ~2.5 MB).
 const WHOLE_READ_MAX: u64 = 8 * 1024 * 1024;
+/// What all whole-read responses not yet sent may hold at once. A streamed response holds one
+/// 64 KiB chunk at a time however slowly its client reads; a whole-read one holds the file until
+/// the last byte left, so when the origin falls behind (the viewers bench at 14 000: 17 000
+/// connections, RSS 3.4 GB) they would pile up. Past this, files stream.
+const WHOLE_READ_BUDGET_KIB: usize = 128 * 1024;
 
 /// An opened media file: its metadata, and its bytes or the file to stream them from.
 struct Opened {
@@ -247,12 +256,43 @@ struct Opened {
 }
 
 enum Content {
-    Whole(Bytes),
+    /// The file's bytes and their share of the budget, given back when the body is dropped.
+    Whole(Bytes, OwnedSemaphorePermit),
     Stream(std::fs::File),
 }
 
+/// A whole-read response body: one frame, and the budget permit until the body is dropped.
+struct WholeBody {
+    bytes: Option<Bytes>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl hyper::body::Body for WholeBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Poll::Ready(self.bytes.take().map(|b| Ok(Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.bytes.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.bytes.as_ref().map_or(0, |b| b.len() as u64))
+    }
+}
+
 /// [`Media::open`]'s work, on a blocking-pool thread.
-fn open_blocking(video_dir: PathBuf, segments: &[String]) -> Result<Opened, ApiError> {
+fn open_blocking(
+    video_dir: PathBuf,
+    segments: &[String],
+    budget: Arc<Semaphore>,
+) -> Result<Opened, ApiError> {
     use std::io::Read;
     let missing = || ApiError::not_found("no such media file");
     // A published ladder only (the worker renames a complete directory into place).
@@ -274,12 +314,16 @@ fn open_blocking(video_dir: PathBuf, segments: &[String]) -> Result<Opened, ApiE
     if !meta.is_file() {
         return Err(missing());
     }
-    if meta.len() > WHOLE_READ_MAX {
-        return Ok(Opened {
-            meta,
-            content: Content::Stream(file),
-        });
-    }
+    let kib = u32::try_from(meta.len().div_ceil(1024)).unwrap_or(u32::MAX);
+    let permit = match budget.try_acquire_many_owned(kib) {
+        Ok(permit) if meta.len() <= WHOLE_READ_MAX => permit,
+        _ => {
+            return Ok(Opened {
+                meta,
+                content: Content::Stream(file),
+            })
+        }
+    };
     // Exactly the length the headers will announce: a file that grew since is cut there, one
     // that shrank is an error rather than a short body that claims to be complete.
     let mut buf = vec![0; meta.len() as usize];
@@ -289,7 +333,7 @@ fn open_blocking(video_dir: PathBuf, segments: &[String]) -> Result<Opened, ApiE
     })?;
     Ok(Opened {
         meta,
-        content: Content::Whole(Bytes::from(buf)),
+        content: Content::Whole(Bytes::from(buf), permit),
     })
 }
 
@@ -308,6 +352,7 @@ impl Media {
             keys,
             max_age,
             leeway_secs: i64::try_from(leeway_secs).unwrap_or(i64::MAX),
+            whole_reads: Arc::new(Semaphore::new(WHOLE_READ_BUDGET_KIB)),
         }
     }
 
@@ -433,7 +478,8 @@ impl Media {
     async fn open(&self, video: &str, segments: &[String]) -> Result<Opened, ApiError> {
         let video_dir = self.root.join(video);
         let segments = segments.to_vec();
-        tokio::task::spawn_blocking(move || open_blocking(video_dir, &segments))
+        let budget = self.whole_reads.clone();
+        tokio::task::spawn_blocking(move || open_blocking(video_dir, &segments, budget))
             .await
             .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "a media file read did not finish");
@@ -532,9 +578,13 @@ impl Media {
         }
         let body = match content {
             // Already in memory: the range is a view of it, no copy.
-            Content::Whole(bytes) => {
+            Content::Whole(bytes, permit) => {
                 let (start, end) = (start as usize, (start + count) as usize);
-                full(bytes.slice(start..end))
+                WholeBody {
+                    bytes: Some(bytes.slice(start..end)).filter(|b| !b.is_empty()),
+                    _permit: permit,
+                }
+                .boxed()
             }
             Content::Stream(file) => {
                 let mut file = tokio::fs::File::from_std(file);
