@@ -307,10 +307,7 @@ fn creating_a_video_needs_a_session_and_a_valid_gate() {
 #[test]
 fn only_the_owner_changes_the_gate_or_deletes() {
     let app = app();
-    let id = app.create(ALICE, "Alice's")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.created_id(ALICE, "Alice's");
     let new_gate = json!({"gate": [{"chain_id": 31337, "contract": NFT, "standard": "erc1155", "token_id": "5"}]});
     // Not ready yet: to Bob the video does not exist, for writes as for reads.
     let by_bob = app.call(
@@ -384,10 +381,7 @@ fn only_the_owner_changes_the_gate_or_deletes() {
 #[test]
 fn signed_events_move_a_video_forward_and_queue_exactly_one_job() {
     let app = app();
-    let id = app.create(ALICE, "Pipeline")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.created_id(ALICE, "Pipeline");
     let uploaded = json!({"id": "ev-upload-1", "type": "upload.completed", "video_id": id,
                           "data": {"size": 1234, "source": format!("sources/{id}")}});
 
@@ -750,14 +744,9 @@ fn a_failed_video_and_its_reason_are_its_owners_alone() {
 fn lists_page_with_cursors_and_filter() {
     let app = app();
     let mut ids: Vec<String> = (0..5)
-        .map(|i| {
-            app.create(ALICE, &format!("A{i}"))["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|i| app.created_id(ALICE, &format!("A{i}")))
         .collect();
-    let bobs = app.create(BOB, "B")["id"].as_str().unwrap().to_string();
+    let bobs = app.created_id(BOB, "B");
 
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -821,10 +810,7 @@ fn lists_page_with_cursors_and_filter() {
 #[test]
 fn list_query_values_are_percent_decoded_and_a_trailing_slash_is_no_route() {
     let app = app();
-    let id = app.create(ALICE, "Encoded")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.created_id(ALICE, "Encoded");
     app.create(BOB, "Not hers");
     // Every byte escaped, as a client that encodes everything sends it.
     let escaped = |text: &str| -> String { text.bytes().map(|b| format!("%{b:02X}")).collect() };
