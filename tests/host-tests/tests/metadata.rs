@@ -309,13 +309,16 @@ fn only_the_owner_changes_the_gate_or_deletes() {
     let app = app();
     let id = app.created_id(ALICE, "Alice's");
     let new_gate = json!({"gate": [{"chain_id": 31337, "contract": NFT, "standard": "erc1155", "token_id": "5"}]});
+    let bob_sets_gate = || {
+        app.call(
+            "PUT",
+            &format!("/api/v1/videos/{id}/gate"),
+            Some(BOB),
+            Some(new_gate.clone()),
+        )
+    };
     // Not ready yet: to Bob the video does not exist, for writes as for reads.
-    let by_bob = app.call(
-        "PUT",
-        &format!("/api/v1/videos/{id}/gate"),
-        Some(BOB),
-        Some(new_gate.clone()),
-    );
+    let by_bob = bob_sets_gate();
     assert_eq!(
         (by_bob.status, by_bob.json()["code"].clone()),
         (404, json!("not_found")),
@@ -326,12 +329,7 @@ fn only_the_owner_changes_the_gate_or_deletes() {
     assert_eq!(bob_delete.status, 404, "{}", bob_delete.body);
     // Ready, it is public: Bob may see it, not change it.
     app.make_ready(&id);
-    let by_bob = app.call(
-        "PUT",
-        &format!("/api/v1/videos/{id}/gate"),
-        Some(BOB),
-        Some(new_gate.clone()),
-    );
+    let by_bob = bob_sets_gate();
     assert_eq!(
         (by_bob.status, by_bob.json()["code"].clone()),
         (403, json!("not_owner"))
