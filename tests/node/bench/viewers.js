@@ -28,6 +28,9 @@ const WATCH = Number(process.env.BENCH_VIEWERS_WATCH_SECS ?? 60);
 const SEEK = Number(process.env.BENCH_VIEWERS_SEEK ?? 0.2);
 const SESSIONS = Number(process.env.BENCH_VIEWERS_SESSIONS ?? 16);
 const CLIP = Number(process.env.BENCH_VIEWERS_CLIP_SECONDS ?? 40);
+// Extra flags for the host, e.g. `--max-concurrent-requests 32 --queue-timeout-ms 250` (the
+// pool and queue sweep in docs/benchmarks.md).
+const HOST_ARGS = (process.env.BENCH_VIEWERS_HOST_ARGS ?? '').split(/\s+/).filter(Boolean);
 const TOOL = path.resolve(import.meta.dirname, '../../../target/release/bench-viewers');
 
 process.env.RUST_LOG = process.env.RUST_LOG ?? 'warn';
@@ -45,6 +48,7 @@ async function main() {
   const t = Date.now();
   const stack = await startPlaybackStack({
     hostVars: { gate_cache_positive_secs: '600', playback_token_secs: '900' },
+    hostArgs: HOST_ARGS,
   });
   try {
     const video = await uploadReadyVideo(stack, { seconds: CLIP, timeoutMs: 300_000 });
@@ -56,7 +60,7 @@ async function main() {
     const hostPid = await listener(stack.host.port);
     const originPid = await listener(stack.origin.port);
     console.error(
-      `setup ${((Date.now() - t) / 1000).toFixed(1)} s: video ${video.id} (${CLIP} s; ${video.renditions
+      `setup ${((Date.now() - t) / 1000).toFixed(1)} s${HOST_ARGS.length ? ` (host ${HOST_ARGS.join(' ')})` : ''}: video ${video.id} (${CLIP} s; ${video.renditions
         .map((r) => r.name)
         .join(', ')}), ${tokens.length} sessions; host pid ${hostPid}, origin pid ${originPid}`,
     );

@@ -20,11 +20,13 @@ import { compile } from './wallet.js';
  * The pipeline, an ERC-721 deployed on its chain, and three signed-in wallets: `creator`,
  * `holder` (viewer A, given token 1) and `stranger` (viewer B, no token). Each wallet is
  * `{ name, key, address, sign, token }`. `hostVars` adds Spin variables (`SPIN_VARIABLE_*`),
- * `originArgs` flags of `native-transcoder serve` (e.g. `--token-leeway-secs`).
+ * `originArgs` flags of `native-transcoder serve` (e.g. `--token-leeway-secs`), `hostArgs` flags of
+ * `streamgate-host up` (e.g. `--max-concurrent-requests`).
  */
-export async function startPlaybackStack({ hostVars = {}, originArgs = [] } = {}) {
+export async function startPlaybackStack({ hostVars = {}, originArgs = [], hostArgs = [] } = {}) {
   const stack = await startPipeline({
     originArgs,
+    hostArgs,
     hostVars: (where) => ({
       stream_base_url: `http://${where.domain}`,
       ...(typeof hostVars === 'function' ? hostVars(where) : hostVars),
