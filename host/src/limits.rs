@@ -20,13 +20,16 @@ pub struct Limits {
 
     /// Requests running in components at once; the instance pool holds exactly this many
     /// instances, so instantiation never fails for want of a slot. Requests beyond it wait in
-    /// a queue.
+    /// a queue. 8 to 512 carried 10 000 viewers alike and none helped a flash crowd, where the
+    /// cores run out; 512 cost memory and start latency (docs/benchmarks.md).
     #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_concurrent_requests: u32,
 
     /// Milliseconds a request may wait in that queue; past it the client gets 503 `overloaded`
-    /// with `Retry-After`.
-    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    /// with `Retry-After`. 5 s from the viewers bench's flash crowd (10 000 playback starts in
+    /// 5 s on 2 cores): at 1 s 6-28 % of the starts got 503, at 5 s none did (p99 start 5-6 s),
+    /// and it is half hls.js's 10 s playlist timeout (docs/benchmarks.md).
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
     pub queue_timeout_ms: u64,
 
     /// Connections one client (an IPv4 address, or an IPv6 /64) may hold open at once; more
