@@ -88,6 +88,25 @@ pub fn hls_master(renditions: &[Rendition], audio: &[AudioTrack], token: &str) -
     out
 }
 
+/// The init segment and segments of the rendition or audio track called `name` (the stem of
+/// its `<name>.m3u8`), renditions first.
+pub fn track_media<'a>(
+    renditions: &'a [Rendition],
+    audio: &'a [AudioTrack],
+    name: &str,
+) -> Option<(&'a str, &'a [Segment])> {
+    renditions
+        .iter()
+        .find(|r| r.name == name)
+        .map(|r| (r.init.as_str(), r.segments.as_slice()))
+        .or_else(|| {
+            audio
+                .iter()
+                .find(|a| a.name == name)
+                .map(|a| (a.init.as_str(), a.segments.as_slice()))
+        })
+}
+
 /// A track's media playlist (a rendition's or an audio track's): exact `#EXTINF`s,
 /// `#EXT-X-TARGETDURATION` the ceiling of the longest segment, the fMP4 init segment in
 /// `#EXT-X-MAP`.
@@ -559,17 +578,8 @@ mod tests {
                             "manifest.mpd" => dash_mpd(&renditions, &audio, &links),
                             file => {
                                 let name = file.strip_suffix(".m3u8").unwrap();
-                                let (init, segments) = renditions
-                                    .iter()
-                                    .find(|r| r.name == name)
-                                    .map(|r| (&r.init, &r.segments))
-                                    .or_else(|| {
-                                        audio
-                                            .iter()
-                                            .find(|a| a.name == name)
-                                            .map(|a| (&a.init, &a.segments))
-                                    })
-                                    .unwrap();
+                                let (init, segments) =
+                                    track_media(&renditions, &audio, name).unwrap();
                                 hls_media(init, segments, &links)
                             }
                         };

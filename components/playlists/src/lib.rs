@@ -130,16 +130,7 @@ fn render(
     } else if file == template::MPD {
         playlist::dash_mpd(&renditions, &audio, &links)
     } else if let Some(name) = file.strip_suffix(".m3u8") {
-        let (init, segments) = renditions
-            .iter()
-            .find(|r| r.name == name)
-            .map(|r| (&r.init, &r.segments))
-            .or_else(|| {
-                audio
-                    .iter()
-                    .find(|a| a.name == name)
-                    .map(|a| (&a.init, &a.segments))
-            })
+        let (init, segments) = playlist::track_media(&renditions, &audio, name)
             .ok_or_else(|| ApiError::not_found(format!("no rendition or audio track `{name}`")))?;
         playlist::hls_media(init, segments, &links)
     } else {
