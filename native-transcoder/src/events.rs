@@ -264,28 +264,8 @@ fn file_safe(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::captured::Captured;
     use std::io::{Read, Write};
-
-    /// Where the test's tracing subscriber writes.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-        type Writer = Captured;
-        fn make_writer(&'a self) -> Captured {
-            self.clone()
-        }
-    }
 
     /// An events endpoint answering every event `status` with the app's error shape, as the
     /// worker tests' receiver does (the app itself needs the Spin host).
@@ -353,7 +333,7 @@ mod tests {
             matches!(outcome, Delivery::Rejected(s, _) if s == status),
             "{outcome:?}"
         );
-        let log = captured.0.lock().unwrap().clone();
+        let log = captured.bytes();
         String::from_utf8(log).unwrap()
     }
 

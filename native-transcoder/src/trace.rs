@@ -102,13 +102,21 @@ where
     }
 }
 
+/// A writer for a test's tracing subscriber that keeps what was logged (the worker's logs are
+/// part of what its tests check: trace ids, levels).
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod captured {
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Captured {
+        /// Everything written so far.
+        pub(crate) fn bytes(&self) -> Vec<u8> {
+            self.0.lock().unwrap().clone()
+        }
+    }
 
     impl std::io::Write for Captured {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -126,6 +134,12 @@ mod tests {
             self.clone()
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use captured::Captured;
 
     #[test]
     fn every_line_in_a_job_carries_its_trace_id_at_the_top_level() {
@@ -146,7 +160,7 @@ mod tests {
             let _inner = inner.enter();
             tracing::warn!(error = %"x\"y", "inside");
         });
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let text = String::from_utf8(captured.bytes()).unwrap();
         let lines: Vec<Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
