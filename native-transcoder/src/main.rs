@@ -221,25 +221,41 @@ impl From<LimitArgs> for SourceLimits {
     }
 }
 
-/// `<var>` and `<var>_PREVIOUS`, each as `STREAMGATE_*` first, then `SPIN_VARIABLE_*` as
-/// exported by scripts/up, so one secrets file configures both sides.
-fn secret_and_previous(var: &str) -> (Option<String>, Option<String>) {
-    let env = |name: &str| {
-        std::env::var(format!("STREAMGATE_{name}"))
-            .or_else(|_| std::env::var(format!("SPIN_VARIABLE_{name}")))
-            .ok()
-    };
-    (env(var), env(&format!("{var}_PREVIOUS")))
+/// A secret and its previous value, each from the first of its names that is set:
+/// `STREAMGATE_*` first, then `SPIN_VARIABLE_*` as exported by scripts/up, so one secrets file
+/// configures both sides. The names are written out whole so that a search for a variable
+/// finds where it is read (tests/python/test_k8s.py checks the Deployments' env this way).
+fn secret_and_previous(
+    current: [&str; 2],
+    previous: [&str; 2],
+) -> (Option<String>, Option<String>) {
+    let first_set = |names: [&str; 2]| names.into_iter().find_map(|n| std::env::var(n).ok());
+    (first_set(current), first_set(previous))
 }
 
 fn keys() -> Result<Keys> {
-    let (current, previous) = secret_and_previous("EVENTS_SECRET");
+    let (current, previous) = secret_and_previous(
+        ["STREAMGATE_EVENTS_SECRET", "SPIN_VARIABLE_EVENTS_SECRET"],
+        [
+            "STREAMGATE_EVENTS_SECRET_PREVIOUS",
+            "SPIN_VARIABLE_EVENTS_SECRET_PREVIOUS",
+        ],
+    );
     Keys::from_secrets(current.as_deref(), previous.as_deref())
 }
 
 /// The media origin's keys: raw `playback_secret` bytes, as the playback component signs.
 fn playback_keys() -> Result<Option<PlaybackKeys>> {
-    let (current, previous) = secret_and_previous("PLAYBACK_SECRET");
+    let (current, previous) = secret_and_previous(
+        [
+            "STREAMGATE_PLAYBACK_SECRET",
+            "SPIN_VARIABLE_PLAYBACK_SECRET",
+        ],
+        [
+            "STREAMGATE_PLAYBACK_SECRET_PREVIOUS",
+            "SPIN_VARIABLE_PLAYBACK_SECRET_PREVIOUS",
+        ],
+    );
     PlaybackKeys::from_secrets(current.as_deref(), previous.as_deref())
 }
 
