@@ -107,20 +107,26 @@ pub fn tracks_of(db: &Connection, id: &str) -> Result<(Vec<Rendition>, Vec<Audio
     Ok((renditions, audio))
 }
 
-/// For the playlist routes, the hottest reads: 404 for an unknown video, 409 `not_ready` until
-/// it is ready, else its tracks; one statement in the common case. They skip the per-request
-/// migration check [`open`] makes: the statement itself fails on a database older than this
-/// code (a missing table), and only then is the schema brought up to date and the read retried.
-pub fn ready_tracks(id: &str) -> Result<(Vec<Rendition>, Vec<AudioTrack>), ApiError> {
+/// One statement of the playlist routes' hot reads ([`ready_tracks`], [`ready_template`]) on a
+/// database opened without the per-request migration check: only when the statement fails (a
+/// database older than this code, a missing table) is the schema brought up to date and the
+/// statement run again.
+fn hot_read(sql: &str, params: &[Value]) -> Result<spin_sdk::sqlite3::QueryResult, ApiError> {
     let db = open_unmigrated()?;
-    let params = [text(id), text(id)];
-    let result = match db.execute(TRACKS, &params) {
-        Ok(result) => result,
+    match db.execute(sql, params) {
+        Ok(result) => Ok(result),
         Err(_) => {
             crate::migrations::migrate(&db, SCOPE, MIGRATIONS)?;
-            db.execute(TRACKS, &params).map_err(read_error)?
+            db.execute(sql, params).map_err(read_error)
         }
-    };
+    }
+}
+
+/// For the playlist routes, the hottest reads: 404 for an unknown video, 409 `not_ready` until
+/// it is ready, else its tracks; one statement in the common case, without the per-request
+/// migration check [`open`] makes ([`hot_read`]).
+pub fn ready_tracks(id: &str) -> Result<(Vec<Rendition>, Vec<AudioTrack>), ApiError> {
+    let result = hot_read(TRACKS, &[text(id), text(id)])?;
     let (status, renditions, audio) = read_tracks(&result)?;
     let status = status.ok_or_else(|| ApiError::not_found(format!("no video `{id}`")))?;
     not_ready_unless_ready(&status)?;
@@ -141,15 +147,7 @@ const TEMPLATE: &str = "SELECT v.status AS status, p.duration AS duration, p.bod
 /// instead of the tracks: `None` when the video has none of that name (stored before templates,
 /// or no such track), and then the caller renders from [`ready_tracks`].
 pub fn ready_template(id: &str, file: &str) -> Result<Option<KeptPlaylist>, ApiError> {
-    let db = open_unmigrated()?;
-    let params = [text(file), text(id)];
-    let result = match db.execute(TEMPLATE, &params) {
-        Ok(result) => result,
-        Err(_) => {
-            crate::migrations::migrate(&db, SCOPE, MIGRATIONS)?;
-            db.execute(TEMPLATE, &params).map_err(read_error)?
-        }
-    };
+    let result = hot_read(TEMPLATE, &[text(file), text(id)])?;
     let row = result
         .rows()
         .next()
