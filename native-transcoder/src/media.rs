@@ -291,6 +291,7 @@ impl hyper::body::Body for WholeBody {
 fn open_blocking(
     video_dir: PathBuf,
     segments: &[String],
+    read_whole: bool,
     budget: Arc<Semaphore>,
 ) -> Result<Opened, ApiError> {
     use std::io::Read;
@@ -316,7 +317,7 @@ fn open_blocking(
     }
     let kib = u32::try_from(meta.len().div_ceil(1024)).unwrap_or(u32::MAX);
     let permit = match budget.try_acquire_many_owned(kib) {
-        Ok(permit) if meta.len() <= WHOLE_READ_MAX => permit,
+        Ok(permit) if read_whole && meta.len() <= WHOLE_READ_MAX => permit,
         _ => {
             return Ok(Opened {
                 meta,
@@ -416,7 +417,7 @@ impl Media {
         let Some(mime) = content_type(dirs.last().map(String::as_str), name) else {
             return Err(ApiError::not_found("no such media file"));
         };
-        let opened = self.open(&video, &segments).await?;
+        let opened = self.open(req, &video, &segments).await?;
         let cache = cache_control(name, self.max_age);
         self.respond(req.headers(), opened, mime, &cache).await
     }
@@ -440,7 +441,7 @@ impl Media {
             return Err(missing());
         }
         let opened = self
-            .open(video, &["poster.jpg".to_string()])
+            .open(req, video, &["poster.jpg".to_string()])
             .await
             .map_err(|_| missing())?;
         // The same bytes for everyone: shared caches may keep it.
@@ -474,12 +475,22 @@ impl Media {
     /// [`WHOLE_READ_MAX`] bytes (every segment of the ladders we make), all in one trip to the
     /// blocking pool: each `tokio::fs` call is a trip of its own (a wake-up of a pool thread and
     /// one back), and the ~10 trips a 300 kB segment took were half the origin's CPU under the
-    /// viewers bench (docs/benchmarks.md).
-    async fn open(&self, video: &str, segments: &[String]) -> Result<Opened, ApiError> {
+    /// viewers bench (docs/benchmarks.md). A HEAD, or a conditional GET that may well be
+    /// answered 304, sends no body or likely none: its file is opened to be streamed, which
+    /// reads nothing until the body is polled, rather than read whole for nothing.
+    async fn open(
+        &self,
+        req: &Request<hyper::body::Incoming>,
+        video: &str,
+        segments: &[String],
+    ) -> Result<Opened, ApiError> {
+        let read_whole = req.method() == Method::GET
+            && !req.headers().contains_key(header::IF_NONE_MATCH)
+            && !req.headers().contains_key(header::IF_MODIFIED_SINCE);
         let video_dir = self.root.join(video);
         let segments = segments.to_vec();
         let budget = self.whole_reads.clone();
-        tokio::task::spawn_blocking(move || open_blocking(video_dir, &segments, budget))
+        tokio::task::spawn_blocking(move || open_blocking(video_dir, &segments, read_whole, budget))
             .await
             .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "a media file read did not finish");
